@@ -1,0 +1,251 @@
+//! Canonical binary encoding and bounded, validating decoding.
+//!
+//! Every CRDT of this crate has exactly one byte string per state, whatever
+//! order its operations happened in: equal states encode to equal bytes, so a
+//! digest of the encoding identifies the state (the sync crate relies on it).
+//! The bytes are [postcard](https://docs.rs/postcard) (varints, no field
+//! names) of a *wire form*: collections sorted, replica ids interned once per
+//! state (a dot costs an index and a counter, not 16 bytes of UUID), dot
+//! ranges delta-encoded.
+//!
+//! Decoding treats its input as hostile (the approach of rustls'
+//! `msgs/codec.rs`):
+//! - the input length is checked against [`Limits::max_bytes`] first;
+//! - no sequence preallocates from a length the input claims: [`SeqVec`]
+//!   grows one element at a time, so memory stays proportional to the bytes
+//!   actually read, and a claim of 2^60 elements fails at the end of input;
+//! - bytes left after the value are an error ([`DecodeError::TrailingBytes`]);
+//! - the decoded form is validated: sorted and duplicate-free (anything else
+//!   is [`DecodeError::NonCanonical`]), and type invariants hold (a dot not
+//!   covered by its own causal context is [`DecodeError::Invalid`]).
+//!
+//! ```
+//! use accordant::{codec, GCounter, ReplicaId};
+//! let mut c = GCounter::new();
+//! let _ = c.inc(ReplicaId::from_u128(7), 5).unwrap();
+//! let bytes = codec::encode(&c);
+//! let back: GCounter = codec::decode(&bytes, &codec::Limits::default()).unwrap();
+//! assert_eq!(back, c);
+//! let mut longer = bytes.clone();
+//! longer.push(0);
+//! assert!(codec::decode::<GCounter>(&longer, &codec::Limits::default()).is_err());
+//! ```
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::DecodeError;
+
+/// Bounds applied while decoding untrusted bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest accepted input, in bytes.
+    pub max_bytes: usize,
+    /// Largest number of items (dots, elements, entries, replicas) in one
+    /// decoded value.
+    pub max_items: usize,
+}
+
+impl Limits {
+    /// Limits of `max_bytes` bytes and as many items.
+    pub const fn new(max_bytes: usize) -> Self {
+        Limits {
+            max_bytes,
+            max_items: max_bytes,
+        }
+    }
+
+    /// Returns these limits with `max_items` replaced.
+    pub const fn with_max_items(mut self, max_items: usize) -> Self {
+        self.max_items = max_items;
+        self
+    }
+
+    /// No limit beyond what the input holds (still never preallocates).
+    pub const fn unlimited() -> Self {
+        Limits::new(usize::MAX)
+    }
+}
+
+impl Default for Limits {
+    /// 64 MiB and as many items.
+    fn default() -> Self {
+        Limits::new(64 << 20)
+    }
+}
+
+/// The item allowance left while validating one decoded value.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limits.max_items` items.
+    pub fn new(limits: &Limits) -> Self {
+        Budget {
+            left: limits.max_items,
+            limit: limits.max_items,
+        }
+    }
+
+    /// Spends `n` items, failing once the allowance is exhausted.
+    pub fn take(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(DecodeError::TooManyItems { limit: self.limit })?;
+        Ok(())
+    }
+}
+
+/// A type with a canonical wire form.
+///
+/// `to_wire` must produce the same wire value for equal states, and
+/// `from_wire` must accept exactly the wire values `to_wire` can produce
+/// (rejecting everything else with a typed error), so that
+/// `encode(decode(bytes)?) == bytes` for every accepted input.
+pub trait Canonical: Sized {
+    /// The serialisable wire form.
+    type Wire: Serialize + DeserializeOwned;
+
+    /// Converts to the wire form.
+    fn to_wire(&self) -> Self::Wire;
+
+    /// Validates a decoded wire form and builds the state.
+    fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError>;
+}
+
+/// Encodes a state canonically.
+pub fn encode<T: Canonical>(value: &T) -> Vec<u8> {
+    // Serialising plain data into a Vec cannot fail: postcard only errors on
+    // unsupported serde features, which the wire forms do not use.
+    postcard::to_allocvec(&value.to_wire()).unwrap_or_default()
+}
+
+/// The length of `encode(value)`.
+pub fn encoded_len<T: Canonical>(value: &T) -> usize {
+    postcard::experimental::serialized_size(&value.to_wire()).unwrap_or(0)
+}
+
+/// Decodes and validates a state from untrusted bytes.
+pub fn decode<T: Canonical>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let (wire, rest) = postcard::take_from_bytes::<T::Wire>(bytes)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    T::from_wire(wire, &mut Budget::new(limits))
+}
+
+/// A sequence on the wire that never preallocates from the claimed length.
+///
+/// serde's `Vec<T>` reserves up to 1 MiB from the length prefix the peer
+/// sent; `SeqVec` pushes element by element, so a hostile length costs
+/// nothing until the elements are actually there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeqVec<T>(pub Vec<T>);
+
+impl<T: Serialize> Serialize for SeqVec<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(&self.0)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for SeqVec<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = SeqVec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    out.push(x);
+                }
+                Ok(SeqVec(out))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// Checks that `items` is strictly increasing under `less`.
+pub(crate) fn strictly_sorted<T>(items: &[T], less: impl Fn(&T, &T) -> bool) -> bool {
+    items.windows(2).all(|w| less(&w[0], &w[1]))
+}
+
+/// Implements serde's traits for a [`Canonical`] type through its wire form,
+/// so CRDTs embed in any serde format with the same validation as [`decode`].
+macro_rules! serde_via_wire {
+    ([$($g:tt)*] $ty:ty) => {
+        impl<$($g)*> serde::Serialize for $ty
+        where
+            $ty: $crate::codec::Canonical,
+        {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                $crate::codec::Canonical::to_wire(self).serialize(s)
+            }
+        }
+
+        impl<'de, $($g)*> serde::Deserialize<'de> for $ty
+        where
+            $ty: $crate::codec::Canonical,
+        {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let wire = <<$ty as $crate::codec::Canonical>::Wire as serde::Deserialize>::deserialize(d)?;
+                let mut budget = $crate::codec::Budget::new(&$crate::codec::Limits::unlimited());
+                <$ty as $crate::codec::Canonical>::from_wire(wire, &mut budget)
+                    .map_err(<D::Error as serde::de::Error>::custom)
+            }
+        }
+    };
+}
+pub(crate) use serde_via_wire;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_claimed_length_fails_without_allocating() {
+        // varint 2^60, then nothing: serde's Vec would reserve, SeqVec must not.
+        let mut bytes = Vec::new();
+        let mut n: u64 = 1 << 60;
+        while n >= 0x80 {
+            bytes.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        bytes.push(n as u8);
+        let r = postcard::from_bytes::<SeqVec<(u64, u64)>>(&bytes);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn seqvec_round_trips() {
+        let v = SeqVec(vec![(1u64, 2u64), (3, 4)]);
+        let b = postcard::to_allocvec(&v).unwrap();
+        assert_eq!(b, vec![2, 1, 2, 3, 4]);
+        assert_eq!(postcard::from_bytes::<SeqVec<(u64, u64)>>(&b).unwrap(), v);
+    }
+
+    #[test]
+    fn budget_exhausts() {
+        let mut b = Budget::new(&Limits::new(100).with_max_items(3));
+        assert!(b.take(2).is_ok());
+        assert!(b.take(1).is_ok());
+        assert_eq!(b.take(1), Err(DecodeError::TooManyItems { limit: 3 }));
+    }
+}
