@@ -12,8 +12,9 @@
 //!
 //! When only `b`'s *context* is known (a peer sends its context, which is a
 //! few ranges, instead of its whole state), [`Causal::delta_since`] ships the
-//! dots `b` has not seen and `a`'s whole context: removals travel as the
-//! context, which is compact.
+//! dots `b` has not seen and `a`'s context minus the live dots `b` has seen
+//! (which must stay alive at `b`): removals travel as the context, which is
+//! compact.
 //!
 //! ```
 //! use accordant::{Decompose, Lattice, OrSet, ReplicaId};
@@ -89,12 +90,26 @@ impl<S: DotStore> Causal<S> {
     }
 
     /// What a peer whose context is `seen` lacks: the dots it has not seen,
-    /// with this state's whole context (which carries the removals).
+    /// with this state's context (which carries the removals) minus the live
+    /// dots the peer has already seen: a dot in the delta's context but not
+    /// in its store would remove that dot at the peer.
     #[must_use]
     pub fn delta_since(&self, seen: &CausalContext) -> Self {
+        let mut held = Vec::new();
+        self.store.for_each_dot(&mut |d| {
+            if seen.contains(d) {
+                held.push(*d);
+            }
+        });
+        held.sort_unstable();
+        let ctx = if held.is_empty() {
+            self.ctx.clone()
+        } else {
+            self.ctx.difference(&CausalContext::from_dots(held))
+        };
         Causal {
             store: self.store.filter_dots(&mut |d| !seen.contains(d)),
-            ctx: self.ctx.clone(),
+            ctx,
         }
     }
 }
@@ -238,3 +253,28 @@ macro_rules! causal_newtype {
     };
 }
 pub(crate) use causal_newtype;
+
+#[cfg(test)]
+mod tests {
+    use crate::lattice::Lattice;
+    use crate::replica::ReplicaId;
+    use crate::set::OrSet;
+
+    #[test]
+    fn delta_since_keeps_what_the_peer_already_holds() {
+        let (eu, us) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));
+        let mut a = OrSet::new();
+        let _ = a.add(eu, 1u8).unwrap();
+        let _ = a.add(eu, 2u8).unwrap();
+        let mut b = a.clone();
+        let _ = a.remove(&1); // b must lose 1...
+        let _ = a.add(eu, 3u8).unwrap(); // ...gain 3...
+        let _ = b.add(us, 4u8).unwrap(); // ...and keep 2 and its own 4.
+        let d = a.delta_since(b.context());
+        assert_eq!(d.len(), 1, "only the element b has not seen travels");
+        let mut caught_up = b.clone();
+        caught_up.join(&d);
+        assert_eq!(caught_up, b.joined(&a));
+        assert_eq!(caught_up.iter().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+    }
+}

@@ -15,6 +15,8 @@
 //!   grows one element at a time, so memory stays proportional to the bytes
 //!   actually read, and a claim of 2^60 elements fails at the end of input;
 //! - bytes left after the value are an error ([`DecodeError::TrailingBytes`]);
+//! - an overlong varint (which postcard itself accepts) is
+//!   [`DecodeError::NonCanonical`], so accepted bytes re-encode to themselves;
 //! - the decoded form is validated: sorted and duplicate-free (anything else
 //!   is [`DecodeError::NonCanonical`]), and type invariants hold (a dot not
 //!   covered by its own causal context is [`DecodeError::Invalid`]).
@@ -145,6 +147,11 @@ pub fn decode<T: Canonical>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeEr
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
+    // postcard accepts overlong varints (`[0x80, 0x00]` reads as 0); the
+    // canonical encoding of the wire value is then shorter than the input.
+    if postcard::experimental::serialized_size(&wire) != Ok(bytes.len()) {
+        return Err(DecodeError::NonCanonical("overlong varint"));
+    }
     T::from_wire(wire, &mut Budget::new(limits))
 }
 
@@ -153,8 +160,14 @@ pub fn decode<T: Canonical>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeEr
 /// serde's `Vec<T>` reserves up to 1 MiB from the length prefix the peer
 /// sent; `SeqVec` pushes element by element, so a hostile length costs
 /// nothing until the elements are actually there.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeqVec<T>(pub Vec<T>);
+
+impl<T> Default for SeqVec<T> {
+    fn default() -> Self {
+        SeqVec(Vec::new())
+    }
+}
 
 impl<T: Serialize> Serialize for SeqVec<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -239,6 +252,14 @@ mod tests {
         let b = postcard::to_allocvec(&v).unwrap();
         assert_eq!(b, vec![2, 1, 2, 3, 4]);
         assert_eq!(postcard::from_bytes::<SeqVec<(u64, u64)>>(&b).unwrap(), v);
+    }
+
+    #[test]
+    fn overlong_varint_is_not_canonical() {
+        // An empty counter is `[0]`; `[0x80, 0x00]` is the same value, overlong.
+        let r = decode::<crate::GCounter>(&[0x80, 0x00], &Limits::default());
+        assert_eq!(r, Err(DecodeError::NonCanonical("overlong varint")));
+        assert!(decode::<crate::GCounter>(&[0x00], &Limits::default()).is_ok());
     }
 
     #[test]

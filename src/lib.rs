@@ -47,6 +47,7 @@ pub mod map;
 pub mod register;
 pub mod replica;
 pub mod set;
+pub mod summary;
 
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
@@ -59,3 +60,4 @@ pub use map::{OrMap, ShoppingCart};
 pub use register::{LwwRegister, MvRegister};
 pub use replica::{Dot, ReplicaId};
 pub use set::OrSet;
+pub use summary::{LwwStamp, Summarize};

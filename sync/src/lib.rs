@@ -13,5 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod error;
+pub mod message;
+pub mod session;
 pub mod sim;
+pub mod store;
 pub mod tree;

@@ -1,0 +1,362 @@
+//! The wire format of the anti-entropy session.
+//!
+//! A message is one version byte ([`VERSION`]) followed by the postcard
+//! encoding of a [`Message`]. On a byte stream each message is preceded by
+//! its length as a varint ([`frame`], [`FrameReader`]); the simulator carries
+//! messages whole. Decoding is bounded the way `accordant::codec` is:
+//! the length is checked against [`SyncLimits::max_message_bytes`] before
+//! anything is allocated, sequences never preallocate from a claimed length,
+//! byte strings are taken from the input only once their length is known to
+//! be there, and trailing bytes are an error. Keys, values and summaries
+//! travel as byte strings in their canonical encodings and are decoded (with
+//! the same limits) before anything of the message is applied, so a message
+//! is accepted or rejected whole.
+//!
+//! Fingerprints are truncated to 4 bytes on the wire: a collision can only
+//! make the session believe two ranges agree when they do not, and the
+//! session always ends by comparing the full 32-byte root digests, so a
+//! collision costs one more pass, never a silent divergence.
+
+use core::fmt;
+
+use accordant::codec::{Limits, SeqVec};
+use serde::de::{Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::SyncError;
+use crate::tree::NodeId;
+
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+
+/// Bounds on what a peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncLimits {
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Limits for each key, value or summary inside a message.
+    pub value: Limits,
+    /// Messages received in one pass before the session gives up.
+    pub max_turns: u32,
+    /// Passes (full protocol runs) before the session gives up.
+    pub max_passes: u8,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        SyncLimits {
+            max_message_bytes: 256 << 20,
+            value: Limits::new(64 << 20),
+            max_turns: 48,
+            max_passes: 3,
+        }
+    }
+}
+
+impl SyncLimits {
+    /// Returns these limits with `max_message_bytes` replaced.
+    pub fn with_max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
+        self
+    }
+}
+
+/// A byte string that borrows its length from the input before allocating.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({})", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A 32-byte root digest.
+pub type RootBytes = [u8; 32];
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Opens a pass: the sender's root digest and key count.
+    Hello {
+        /// Pass number, from 0.
+        pass: u8,
+        /// The sender's full root digest.
+        root: RootBytes,
+        /// The sender's number of keys.
+        count: u64,
+    },
+    /// Work: fingerprints, key lists, values, summaries, deltas.
+    Turn(Turn),
+    /// The sender has nothing more to send; its root digest now.
+    Done {
+        /// The sender's full root digest.
+        root: RootBytes,
+    },
+    /// The sender compared roots and they agree: the pass is over.
+    Verified {
+        /// The sender's full root digest.
+        root: RootBytes,
+    },
+}
+
+/// The work carried by one turn. Every list may be empty.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Turn {
+    /// Fingerprints of every descendant of a node at a deeper level.
+    pub fps: SeqVec<Fingerprints>,
+    /// The sender's items under a node: "here is what I have there".
+    pub lists: SeqVec<ItemList>,
+    /// Key hashes whose values the sender lacks and asks for.
+    pub want: SeqVec<u64>,
+    /// Keys and states to join (values the receiver lacks, or deltas).
+    pub joins: SeqVec<(Bytes, Bytes)>,
+    /// Keys and full values to join, answering with the exact delta the
+    /// sender lacks (`Δ(receiver, value)`).
+    pub fulls: SeqVec<(Bytes, Bytes)>,
+    /// Keys and summaries: answer with `delta_for(summary)` and your summary.
+    pub summaries: SeqVec<(Bytes, Bytes)>,
+    /// Keys, deltas and summaries: join the delta, answer with
+    /// `delta_for(summary)`.
+    pub replies: SeqVec<(Bytes, Bytes, Bytes)>,
+    /// Set when the turn asks for nothing back (joins only): the sender's
+    /// root digest, so a receiver that then has nothing to send can verify
+    /// at once instead of sending `Done`.
+    pub root: Option<RootBytes>,
+}
+
+impl Turn {
+    /// Whether the turn asks the receiver for nothing: it only carries
+    /// states to join.
+    pub fn is_final(&self) -> bool {
+        self.fps.0.is_empty()
+            && self.lists.0.is_empty()
+            && self.want.0.is_empty()
+            && self.fulls.0.is_empty()
+            && self.summaries.0.is_empty()
+            && self.replies.0.is_empty()
+    }
+
+    /// Whether the turn carries no work.
+    pub fn is_empty(&self) -> bool {
+        self.fps.0.is_empty()
+            && self.lists.0.is_empty()
+            && self.want.0.is_empty()
+            && self.joins.0.is_empty()
+            && self.fulls.0.is_empty()
+            && self.summaries.0.is_empty()
+            && self.replies.0.is_empty()
+    }
+}
+
+/// Fingerprints of the descendants of `node` at `level`, 4 bytes each, in
+/// index order (`16^(level - node.level)` of them); 0 means empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    /// The node whose descendants these are.
+    pub node: NodeId,
+    /// The level of the descendants (1 or 2 below `node`).
+    pub level: u8,
+    /// Concatenated big-endian u32 fingerprints.
+    pub fps: Bytes,
+}
+
+/// The sender's items under `node`: 8-byte key hash and 4-byte item
+/// fingerprint each, concatenated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemList {
+    /// The node.
+    pub node: NodeId,
+    /// 12 bytes per item.
+    pub items: Bytes,
+}
+
+/// Bytes per entry of an [`ItemList`].
+pub const ITEM_BYTES: usize = 12;
+
+/// Encodes a message: the version byte, then postcard.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    // Serialising plain data into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(msg).unwrap_or_default());
+    out
+}
+
+/// Decodes a message from untrusted bytes.
+pub fn decode(bytes: &[u8], limits: &SyncLimits) -> Result<Message, SyncError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(SyncError::TooLarge {
+            len: bytes.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or(SyncError::Malformed("empty message"))?;
+    if version != VERSION {
+        return Err(SyncError::Version(version));
+    }
+    let (msg, rest) = postcard::take_from_bytes::<Message>(body)
+        .map_err(|_| SyncError::Malformed("undecodable message"))?;
+    if !rest.is_empty() {
+        return Err(SyncError::Malformed("trailing bytes after the message"));
+    }
+    Ok(msg)
+}
+
+/// Prefixes an encoded message with its length (a varint), for streams.
+pub fn frame(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 5);
+    let mut n = encoded.len() as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(encoded);
+    out
+}
+
+/// Splits a byte stream into messages, checking each length against the
+/// limit before buffering the message.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// An empty reader.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if one is buffered.
+    pub fn next_message(&mut self, limits: &SyncLimits) -> Result<Option<Vec<u8>>, SyncError> {
+        let mut len: u64 = 0;
+        let mut header = 0;
+        loop {
+            let Some(&b) = self.buf.get(header) else {
+                return Ok(None);
+            };
+            if header >= 10 {
+                return Err(SyncError::Malformed("bad frame length"));
+            }
+            len |= u64::from(b & 0x7f) << (7 * header);
+            header += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > limits.max_message_bytes {
+            return Err(SyncError::TooLarge {
+                len,
+                limit: limits.max_message_bytes,
+            });
+        }
+        if self.buf.len() - header < len {
+            return Ok(None);
+        }
+        let msg = self.buf[header..header + len].to_vec();
+        self.buf.drain(..header + len);
+        Ok(Some(msg))
+    }
+
+    /// Bytes buffered but not yet returned.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let m = Message::Hello {
+            pass: 0,
+            root: [7; 32],
+            count: 1_000_000,
+        };
+        let b = encode(&m);
+        assert!(b.len() < 40, "{}", b.len());
+        assert_eq!(decode(&b, &SyncLimits::default()).unwrap(), m);
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode(&longer, &SyncLimits::default()),
+            Err(SyncError::Malformed(_))
+        ));
+        let mut wrong = b;
+        wrong[0] = 99;
+        assert_eq!(
+            decode(&wrong, &SyncLimits::default()),
+            Err(SyncError::Version(99))
+        );
+    }
+
+    #[test]
+    fn huge_claimed_lengths_fail_fast() {
+        // A Turn whose first list claims 2^60 entries, in a few bytes.
+        let bytes = [
+            VERSION, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10,
+        ];
+        assert!(decode(&bytes, &SyncLimits::default()).is_err());
+        // A byte string claiming 2^40 bytes.
+        let mut r = FrameReader::new();
+        r.push(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+        assert!(matches!(
+            r.next_message(&SyncLimits::default()),
+            Err(SyncError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn frames_split_a_stream() {
+        let a = encode(&Message::Done { root: [1; 32] });
+        let b = encode(&Message::Verified { root: [2; 32] });
+        let mut stream = frame(&a);
+        stream.extend(frame(&b));
+        let mut r = FrameReader::new();
+        for chunk in stream.chunks(5) {
+            r.push(chunk);
+        }
+        let lim = SyncLimits::default();
+        assert_eq!(r.next_message(&lim).unwrap(), Some(a));
+        assert_eq!(r.next_message(&lim).unwrap(), Some(b));
+        assert_eq!(r.next_message(&lim).unwrap(), None);
+        assert_eq!(r.buffered(), 0);
+    }
+}

@@ -1,0 +1,689 @@
+//! The sans-IO anti-entropy session.
+//!
+//! Two replicas that may have diverged (a partition, a restart, a lost delta
+//! buffer, a brand-new replica) run one `Session` each. The session never
+//! touches a socket or a clock, in the style of quinn-proto's `Connection`:
+//!
+//! - the initiator is made by [`Session::initiate`], which queues the first
+//!   message; the responder by [`Session::respond`];
+//! - the caller takes outgoing messages with [`Session::poll_transmit`] and
+//!   delivers them to the peer however it likes (the simulator, TCP, a test
+//!   loop), and feeds each message received with [`Session::handle`], which
+//!   reads and updates the [`Store`];
+//! - [`Session::is_done`] says when both sides have verified equal roots;
+//!   [`Session::stats`] counts bytes, messages and round trips.
+//!
+//! # The protocol
+//!
+//! 1. **Roots.** The initiator sends its root digest and key count. Equal
+//!    roots: the responder answers `Verified` and the pass is over — one
+//!    round trip, under 64 bytes each way.
+//! 2. **Descent.** Where roots differ, a side sends 4-byte fingerprints of
+//!    every descendant of the differing node one or two levels down (two
+//!    when the node holds many keys, so a million keys need two round trips
+//!    to reach the leaves, not four). The other side compares them with its
+//!    own and, for each descendant that differs, either descends further,
+//!    or lists its items there (key hash and item fingerprint) when the node
+//!    is small, or — when one side has nothing there — ships the values or
+//!    asks for them.
+//! 3. **Values.** A side that receives a key list knows every key of that
+//!    node the two disagree on. Keys the peer lacks travel as full values;
+//!    keys it lacks are requested; for keys both hold with different
+//!    values, it sends the full value when that is small (the peer joins it
+//!    and answers with the exact minimal delta `Δ(peer, value)`), or else a
+//!    *summary* (a causal context, a stamp): the peer answers with
+//!    `delta_for(summary)` and its own summary, and gets back the delta it
+//!    lacks. Both replicas end with the join of both states.
+//! 4. **Verification.** A turn that asks for nothing back carries its
+//!    sender's full root digest; a receiver that then has nothing to send
+//!    compares roots and answers `Verified`. A side with nothing to send in
+//!    answer to a turn that did ask says `Done` with its root, and the other
+//!    compares and answers `Verified`. If the
+//!    roots differ (a truncated-fingerprint collision, or writes during the
+//!    session), a new pass starts; after [`SyncLimits::max_passes`] the
+//!    session fails with [`SyncError::NotConverged`].
+//!
+//! Every message is decoded and validated whole before any of it is applied;
+//! a malformed, oversized or out-of-order message fails the session with a
+//! typed error, and a pass that exceeds [`SyncLimits::max_turns`] messages
+//! fails rather than looping.
+//!
+//! ```
+//! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::session::Session;
+//! use accordant_sync::store::Store;
+//!
+//! let (eu, us) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));
+//! let mut a: Store<u32, GCounter> = Store::new();
+//! let mut b: Store<u32, GCounter> = Store::new();
+//! for k in 0..1000 {
+//!     let _ = a.update(k, |c| c.inc(eu, 1)).unwrap();
+//!     let _ = b.update(k, |c| c.inc(eu, 1)).unwrap();
+//! }
+//! let _ = a.update(7, |c| c.inc(eu, 1)).unwrap(); // diverge on both sides
+//! let _ = b.update(9, |c| c.inc(us, 1)).unwrap();
+//!
+//! let mut sa = Session::initiate(&a, Default::default());
+//! let mut sb = Session::respond(Default::default());
+//! while !(sa.is_done() && sb.is_done()) {
+//!     let mut progressed = false;
+//!     while let Some(m) = sa.poll_transmit() {
+//!         sb.handle(&mut b, &m).unwrap();
+//!         progressed = true;
+//!     }
+//!     while let Some(m) = sb.poll_transmit() {
+//!         sa.handle(&mut a, &m).unwrap();
+//!         progressed = true;
+//!     }
+//!     assert!(progressed);
+//! }
+//! assert_eq!(a.root_digest(), b.root_digest());
+//! assert!(sa.stats().round_trips() <= 5);
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+
+use accordant::codec;
+use accordant::Summarize;
+
+use crate::digest::{Aggregate, KeyHash};
+use crate::error::SyncError;
+use crate::message::{
+    self, Bytes, Fingerprints, ItemList, Message, RootBytes, SyncLimits, Turn, ITEM_BYTES,
+};
+use crate::store::{key_bytes, Store, StoreKey, StoreValue};
+use crate::tree::{NodeId, MAX_LEVEL};
+
+/// Tuning of the protocol; the defaults suit most stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Bounds on what the peer may send.
+    pub limits: SyncLimits,
+    /// A node with at most this many keys is listed instead of descended.
+    pub list_max: u64,
+    /// A node with more keys than this is descended two levels at once.
+    pub double_step_min: u64,
+    /// Send a full value instead of a summary when the value's encoding is
+    /// at most this many times the summary's.
+    pub full_value_ratio: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            limits: SyncLimits::default(),
+            list_max: 24,
+            double_step_min: 2048,
+            full_value_ratio: 2,
+        }
+    }
+}
+
+/// What a session has sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Bytes this side sent.
+    pub bytes_sent: u64,
+    /// Bytes this side received.
+    pub bytes_received: u64,
+    /// Messages this side sent.
+    pub messages_sent: u64,
+    /// Messages this side received.
+    pub messages_received: u64,
+    /// Passes run (1 unless a pass ended with differing roots).
+    pub passes: u8,
+    /// Keys whose state this side sent (values, deltas, summaries).
+    pub keys_sent: u64,
+}
+
+impl SessionStats {
+    /// Round trips: messages in both directions, two per round trip.
+    pub fn round_trips(&self) -> u64 {
+        (self.messages_sent + self.messages_received).div_ceil(2)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a Hello (responder before its first message).
+    AwaitHello,
+    /// Exchanging turns.
+    Running,
+    /// Sent Done; waiting for Verified (or a new pass).
+    AwaitVerdict,
+    /// Roots verified equal.
+    Finished,
+    /// Failed; see the error returned then.
+    Failed,
+}
+
+/// One side of an anti-entropy session. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session<K, V> {
+    phase: Phase,
+    config: SessionConfig,
+    outbox: VecDeque<Vec<u8>>,
+    stats: SessionStats,
+    pass: u8,
+    turns: u32,
+    _types: core::marker::PhantomData<fn() -> (K, V)>,
+}
+
+/// A decoded turn, validated whole before anything is applied.
+struct Work<K, V: Summarize> {
+    fps: Vec<(NodeId, u8, Vec<u32>)>,
+    lists: Vec<(NodeId, Vec<(KeyHash, u32)>)>,
+    want: Vec<KeyHash>,
+    joins: Vec<(K, V)>,
+    fulls: Vec<(K, V)>,
+    summaries: Vec<(K, V::Summary)>,
+    replies: Vec<(K, V, V::Summary)>,
+}
+
+/// A node's 4-byte fingerprint; 0 means empty.
+fn fp(agg: &Aggregate) -> u32 {
+    if agg.is_empty() {
+        0
+    } else {
+        (agg.short(4) as u32).max(1)
+    }
+}
+
+/// An item's 4-byte fingerprint.
+fn item_fp(item: crate::digest::ItemHash) -> u32 {
+    (item.0 >> 96) as u32
+}
+
+impl<K: StoreKey, V: StoreValue> Session<K, V> {
+    fn new(config: SessionConfig, phase: Phase) -> Self {
+        Session {
+            phase,
+            config,
+            outbox: VecDeque::new(),
+            stats: SessionStats::default(),
+            pass: 0,
+            turns: 0,
+            _types: core::marker::PhantomData,
+        }
+    }
+
+    /// Starts a session as the initiator; the first message is queued.
+    pub fn initiate(store: &Store<K, V>, config: SessionConfig) -> Self {
+        let mut s = Self::new(config, Phase::Running);
+        s.stats.passes = 1;
+        s.send_hello(store);
+        s
+    }
+
+    /// Starts a session as the responder, waiting for the peer's first message.
+    pub fn respond(config: SessionConfig) -> Self {
+        Self::new(config, Phase::AwaitHello)
+    }
+
+    /// The next message to send to the peer, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+
+    /// Whether the session has verified that both sides hold equal roots.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Whether the session failed.
+    pub fn is_failed(&self) -> bool {
+        self.phase == Phase::Failed
+    }
+
+    /// Traffic so far.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    fn send(&mut self, msg: &Message) {
+        let bytes = message::encode(msg);
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.stats.messages_sent += 1;
+        self.outbox.push_back(bytes);
+    }
+
+    fn send_hello(&mut self, store: &Store<K, V>) {
+        self.turns = 0;
+        let msg = Message::Hello {
+            pass: self.pass,
+            root: *store.root_digest().as_bytes(),
+            count: store.len() as u64,
+        };
+        self.send(&msg);
+    }
+
+    fn fail(&mut self, e: SyncError) -> SyncError {
+        self.phase = Phase::Failed;
+        e
+    }
+
+    /// Handles one message from the peer. On error the session is failed
+    /// and nothing of the message was applied.
+    pub fn handle(&mut self, store: &mut Store<K, V>, bytes: &[u8]) -> Result<(), SyncError> {
+        match self.phase {
+            Phase::Finished => return Err(SyncError::Finished),
+            Phase::Failed => return Err(SyncError::Finished),
+            _ => {}
+        }
+        self.stats.bytes_received += bytes.len() as u64;
+        self.stats.messages_received += 1;
+        self.turns += 1;
+        if self.turns > self.config.limits.max_turns {
+            let n = self.config.limits.max_turns;
+            return Err(self.fail(SyncError::TooManyTurns(n)));
+        }
+        let msg = match message::decode(bytes, &self.config.limits) {
+            Ok(m) => m,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.on_message(store, msg) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn on_message(&mut self, store: &mut Store<K, V>, msg: Message) -> Result<(), SyncError> {
+        let mine: RootBytes = *store.root_digest().as_bytes();
+        match (self.phase, msg) {
+            (Phase::AwaitHello | Phase::AwaitVerdict, Message::Hello { pass, root, count }) => {
+                if pass > self.config.limits.max_passes {
+                    return Err(SyncError::NotConverged(pass));
+                }
+                self.pass = pass;
+                self.stats.passes = pass + 1;
+                self.turns = 1;
+                if root == mine {
+                    self.send(&Message::Verified { root: mine });
+                    self.phase = Phase::Finished;
+                    return Ok(());
+                }
+                self.phase = Phase::Running;
+                let turn = self.first_turn(store, count);
+                self.send_turn_or_done(store, turn);
+                Ok(())
+            }
+            (Phase::Running, Message::Turn(turn)) => {
+                let their_root = turn.root;
+                let work = self.decode_work(turn)?;
+                let reply = self.apply(store, work);
+                let now: RootBytes = *store.root_digest().as_bytes();
+                if reply.is_empty() && their_root == Some(now) {
+                    self.send(&Message::Verified { root: now });
+                    self.phase = Phase::Finished;
+                } else {
+                    self.send_turn_or_done(store, reply);
+                }
+                Ok(())
+            }
+            (Phase::Running, Message::Done { root }) => {
+                if root == mine {
+                    self.send(&Message::Verified { root: mine });
+                    self.phase = Phase::Finished;
+                    Ok(())
+                } else {
+                    self.new_pass(store)
+                }
+            }
+            (Phase::Running | Phase::AwaitVerdict, Message::Verified { root }) => {
+                if root == mine {
+                    self.phase = Phase::Finished;
+                    Ok(())
+                } else {
+                    self.new_pass(store)
+                }
+            }
+            (Phase::AwaitHello, _) => Err(SyncError::Unexpected("expected Hello")),
+            (Phase::AwaitVerdict, _) => Err(SyncError::Unexpected("expected Verified or Hello")),
+            (_, Message::Hello { .. }) => {
+                Err(SyncError::Unexpected("Hello in the middle of a pass"))
+            }
+            (_, _) => Err(SyncError::Unexpected("message out of order")),
+        }
+    }
+
+    fn new_pass(&mut self, store: &Store<K, V>) -> Result<(), SyncError> {
+        if self.pass + 1 >= self.config.limits.max_passes {
+            return Err(SyncError::NotConverged(self.pass + 1));
+        }
+        self.pass += 1;
+        self.stats.passes = self.pass + 1;
+        self.phase = Phase::Running;
+        self.send_hello(store);
+        Ok(())
+    }
+
+    fn send_turn_or_done(&mut self, store: &Store<K, V>, mut turn: Turn) {
+        if turn.is_empty() {
+            self.send(&Message::Done {
+                root: *store.root_digest().as_bytes(),
+            });
+            self.phase = Phase::AwaitVerdict;
+        } else {
+            if turn.is_final() {
+                turn.root = Some(*store.root_digest().as_bytes());
+            }
+            self.send(&Message::Turn(turn));
+        }
+    }
+
+    /// The responder's first turn, knowing the initiator's key count.
+    fn first_turn(&mut self, store: &Store<K, V>, their_count: u64) -> Turn {
+        let mut out = Turn::default();
+        if their_count == 0 {
+            // A brand-new replica: everything it lacks is everything.
+            self.push_all_values(store, NodeId::ROOT, &mut out);
+        } else {
+            self.open_node(store, NodeId::ROOT, their_count, &mut out);
+        }
+        out
+    }
+
+    /// Decides how to continue on a node known to differ: list it, descend,
+    /// or (when empty here) ask for everything under it.
+    fn open_node(&mut self, store: &Store<K, V>, node: NodeId, their_hint: u64, out: &mut Turn) {
+        let mine = store.aggregate(node).count;
+        if mine == 0 {
+            out.lists.0.push(ItemList {
+                node,
+                items: Bytes::default(),
+            });
+        } else if mine <= self.config.list_max || node.level() >= MAX_LEVEL {
+            out.lists.0.push(self.list(store, node));
+        } else {
+            let step = if mine.max(their_hint) > self.config.double_step_min
+                && node.level() + 2 <= MAX_LEVEL
+            {
+                2
+            } else {
+                1
+            };
+            out.fps
+                .0
+                .push(self.fingerprints(store, node, node.level() + step));
+        }
+    }
+
+    fn fingerprints(&self, store: &Store<K, V>, node: NodeId, level: u8) -> Fingerprints {
+        let n = 1usize << (4 * (level - node.level()));
+        let mut fps = Vec::with_capacity(4 * n);
+        for i in 0..n as u64 {
+            let child = NodeId::new(level, (node.index() << (4 * (level - node.level()))) | i);
+            let f = child.map_or(0, |c| fp(&store.aggregate(c)));
+            fps.extend_from_slice(&f.to_be_bytes());
+        }
+        Fingerprints {
+            node,
+            level,
+            fps: Bytes(fps),
+        }
+    }
+
+    fn list(&self, store: &Store<K, V>, node: NodeId) -> ItemList {
+        let mut items = Vec::new();
+        for (h, _, _, item) in store.items_in(node) {
+            items.extend_from_slice(&h.0.to_be_bytes());
+            items.extend_from_slice(&item_fp(item).to_be_bytes());
+        }
+        ItemList {
+            node,
+            items: Bytes(items),
+        }
+    }
+
+    fn push_all_values(&mut self, store: &Store<K, V>, node: NodeId, out: &mut Turn) {
+        for (_, k, v, _) in store.items_in(node) {
+            out.joins
+                .0
+                .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+            self.stats.keys_sent += 1;
+        }
+    }
+
+    fn decode_work(&self, turn: Turn) -> Result<Work<K, V>, SyncError> {
+        let lim = &self.config.limits.value;
+        let key = |b: &Bytes| -> Result<K, SyncError> {
+            if b.0.len() > lim.max_bytes {
+                return Err(SyncError::Malformed("key too large"));
+            }
+            let (k, rest) = postcard::take_from_bytes::<K>(&b.0)
+                .map_err(|_| SyncError::Malformed("undecodable key"))?;
+            if !rest.is_empty() || key_bytes(&k) != b.0 {
+                return Err(SyncError::Malformed("non-canonical key"));
+            }
+            Ok(k)
+        };
+        let val = |b: &Bytes, what| {
+            codec::decode::<V>(&b.0, lim).map_err(|source| SyncError::Value { what, source })
+        };
+        let sum = |b: &Bytes| {
+            codec::decode::<V::Summary>(&b.0, lim).map_err(|source| SyncError::Value {
+                what: "summary",
+                source,
+            })
+        };
+        let mut fps = Vec::with_capacity(turn.fps.0.len());
+        for f in turn.fps.0 {
+            let depth = f.level.checked_sub(f.node.level()).unwrap_or(0);
+            if !(1..=2).contains(&depth) || f.level > MAX_LEVEL {
+                return Err(SyncError::Malformed("fingerprint level"));
+            }
+            if f.fps.0.len() != 4 << (4 * depth) {
+                return Err(SyncError::Malformed("fingerprint count"));
+            }
+            let v = f
+                .fps
+                .0
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            fps.push((f.node, f.level, v));
+        }
+        let mut lists = Vec::with_capacity(turn.lists.0.len());
+        for l in turn.lists.0 {
+            if l.items.0.len() % ITEM_BYTES != 0 {
+                return Err(SyncError::Malformed("item list length"));
+            }
+            let mut items = Vec::with_capacity(l.items.0.len() / ITEM_BYTES);
+            for c in l.items.0.chunks_exact(ITEM_BYTES) {
+                let mut h = [0u8; 8];
+                h.copy_from_slice(&c[..8]);
+                let h = KeyHash(u64::from_be_bytes(h));
+                if !l.node.contains(h) {
+                    return Err(SyncError::Malformed("listed key outside its node"));
+                }
+                items.push((h, u32::from_be_bytes([c[8], c[9], c[10], c[11]])));
+            }
+            lists.push((l.node, items));
+        }
+        let want = turn.want.0.into_iter().map(KeyHash).collect();
+        let joins = turn
+            .joins
+            .0
+            .iter()
+            .map(|(k, v)| Ok((key(k)?, val(v, "value")?)))
+            .collect::<Result<_, SyncError>>()?;
+        let fulls = turn
+            .fulls
+            .0
+            .iter()
+            .map(|(k, v)| Ok((key(k)?, val(v, "value")?)))
+            .collect::<Result<_, SyncError>>()?;
+        let summaries = turn
+            .summaries
+            .0
+            .iter()
+            .map(|(k, s)| Ok((key(k)?, sum(s)?)))
+            .collect::<Result<_, SyncError>>()?;
+        let replies = turn
+            .replies
+            .0
+            .iter()
+            .map(|(k, d, s)| Ok((key(k)?, val(d, "delta")?, sum(s)?)))
+            .collect::<Result<_, SyncError>>()?;
+        Ok(Work {
+            fps,
+            lists,
+            want,
+            joins,
+            fulls,
+            summaries,
+            replies,
+        })
+    }
+
+    fn push_join(&mut self, out: &mut Turn, k: &K, v: &V) {
+        out.joins
+            .0
+            .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+        self.stats.keys_sent += 1;
+    }
+
+    /// Applies a validated turn and builds the reply.
+    fn apply(&mut self, store: &mut Store<K, V>, work: Work<K, V>) -> Turn {
+        let mut out = Turn::default();
+        for (k, v) in work.joins {
+            store.join(k, &v);
+        }
+        for (k, v) in work.fulls {
+            let mine = store.get(&k).cloned().unwrap_or_default();
+            let lacks = mine.delta(&v);
+            store.join(k.clone(), &v);
+            if !lacks.is_bottom() {
+                self.push_join(&mut out, &k, &lacks);
+            }
+        }
+        for (k, d, s) in work.replies {
+            store.join(k.clone(), &d);
+            let mine = store.get(&k).cloned().unwrap_or_default();
+            let lacks = mine.delta_for(&s);
+            if !lacks.is_bottom() {
+                self.push_join(&mut out, &k, &lacks);
+            }
+        }
+        for (k, s) in work.summaries {
+            let mine = store.get(&k).cloned().unwrap_or_default();
+            let lacks = mine.delta_for(&s);
+            out.replies.0.push((
+                Bytes(key_bytes(&k)),
+                Bytes(codec::encode(&lacks)),
+                Bytes(codec::encode(&mine.summary())),
+            ));
+            self.stats.keys_sent += 1;
+        }
+        for h in work.want {
+            let items: Vec<(K, V)> = store
+                .items_at(h)
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in items {
+                self.push_join(&mut out, &k, &v);
+            }
+        }
+        for (node, level, theirs) in work.fps {
+            for (i, their_fp) in theirs.into_iter().enumerate() {
+                let shift = 4 * (level - node.level());
+                let Some(child) = NodeId::new(level, (node.index() << shift) | i as u64) else {
+                    continue;
+                };
+                let agg = store.aggregate(child);
+                if fp(&agg) == their_fp {
+                    continue;
+                }
+                if their_fp == 0 {
+                    self.push_all_values(store, child, &mut out);
+                } else {
+                    self.open_node(store, child, 0, &mut out);
+                }
+            }
+        }
+        for (node, theirs) in work.lists {
+            self.compare_list(store, node, theirs, &mut out);
+        }
+        out
+    }
+
+    /// Compares the peer's items under `node` with ours and queues values,
+    /// requests, full values or summaries for every key that differs.
+    fn compare_list(
+        &mut self,
+        store: &Store<K, V>,
+        node: NodeId,
+        theirs: Vec<(KeyHash, u32)>,
+        out: &mut Turn,
+    ) {
+        let mut their_map: BTreeMap<KeyHash, Vec<u32>> = BTreeMap::new();
+        for (h, f) in theirs {
+            their_map.entry(h).or_default().push(f);
+        }
+        let mut seen: Vec<KeyHash> = Vec::new();
+        for (h, k, v, item) in store.items_in(node) {
+            seen.push(h);
+            match their_map.get(&h) {
+                Some(fs) if fs.contains(&item_fp(item)) => {}
+                Some(_) => {
+                    // Both hold the key with different values.
+                    let summary = v.summary();
+                    let vlen = codec::encoded_len(v);
+                    let slen = codec::encoded_len(&summary);
+                    if vlen <= slen.saturating_mul(self.config.full_value_ratio) + 16 {
+                        out.fulls
+                            .0
+                            .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+                    } else {
+                        out.summaries
+                            .0
+                            .push((Bytes(key_bytes(k)), Bytes(codec::encode(&summary))));
+                    }
+                    self.stats.keys_sent += 1;
+                }
+                None => {
+                    out.joins
+                        .0
+                        .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+                    self.stats.keys_sent += 1;
+                }
+            }
+        }
+        for h in their_map.keys() {
+            if seen.binary_search(h).is_err() {
+                out.want.0.push(h.0);
+            }
+        }
+    }
+}
+
+/// Runs a session between two stores in memory until both are done (or one
+/// fails), delivering every message at once. Returns the initiator's and the
+/// responder's statistics.
+pub fn sync_pair<K: StoreKey, V: StoreValue>(
+    a: &mut Store<K, V>,
+    b: &mut Store<K, V>,
+    config: SessionConfig,
+) -> Result<(SessionStats, SessionStats), SyncError> {
+    let mut sa = Session::initiate(a, config);
+    let mut sb = Session::respond(config);
+    loop {
+        let mut progressed = false;
+        while let Some(m) = sa.poll_transmit() {
+            sb.handle(b, &m)?;
+            progressed = true;
+        }
+        while let Some(m) = sb.poll_transmit() {
+            sa.handle(a, &m)?;
+            progressed = true;
+        }
+        if sa.is_done() && sb.is_done() {
+            return Ok((*sa.stats(), *sb.stats()));
+        }
+        if !progressed {
+            return Err(SyncError::Unexpected("session stalled"));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The anti-entropy session converges two stores to the join of both, in
+//! both directions, for every kind of divergence, within a bounded number of
+//! round trips.
+
+use accordant::{GCounter, Hlc, LwwRegister, MvRegister, OrSet, ReplicaId};
+use accordant_sync::session::{sync_pair, Session, SessionConfig};
+use accordant_sync::store::{Store, StoreKey, StoreValue};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn r(n: u128) -> ReplicaId {
+    ReplicaId::from_u128(n)
+}
+
+/// The store both sides must end with: the key-wise join of both.
+fn joined<K: StoreKey, V: StoreValue>(a: &Store<K, V>, b: &Store<K, V>) -> Store<K, V> {
+    let mut j = a.clone();
+    for (k, v) in b.iter() {
+        j.join(k.clone(), v);
+    }
+    j
+}
+
+fn check<K: StoreKey, V: StoreValue>(mut a: Store<K, V>, mut b: Store<K, V>, max_rtt: u64) {
+    let expected = joined(&a, &b);
+    let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).expect("sync");
+    assert_eq!(a.root_digest(), expected.root_digest());
+    assert_eq!(b.root_digest(), expected.root_digest());
+    assert!(a == expected && b == expected);
+    assert_eq!(sa.bytes_sent, sb.bytes_received);
+    assert_eq!(sa.bytes_received, sb.bytes_sent);
+    assert!(
+        sa.round_trips() <= max_rtt,
+        "{} round trips > {max_rtt}",
+        sa.round_trips()
+    );
+}
+
+fn counters(n: u32, seed: u64) -> (Store<u32, GCounter>, ChaCha8Rng) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut s = Store::new();
+    for k in 0..n {
+        let _ = s.update(k, |c: &mut GCounter| {
+            c.inc(r(rng.gen_range(0..3)), 1 + rng.gen_range(0..5))
+        });
+    }
+    (s, rng)
+}
+
+#[test]
+fn equal_stores_take_one_round_trip_under_64_bytes_each_way() {
+    let (a, _) = counters(5000, 1);
+    let mut b = a.clone();
+    let mut a = a;
+    let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).unwrap();
+    assert_eq!(sa.round_trips(), 1);
+    assert!(sa.bytes_sent < 64 && sb.bytes_sent < 64, "{sa:?} {sb:?}");
+}
+
+#[test]
+fn one_and_two_sided_divergence_of_counters_converges() {
+    for (seed, n, d, two_sided) in [
+        (1, 3000, 1, false),
+        (2, 3000, 30, true),
+        (3, 3000, 3000, true),
+        (4, 50, 7, true),
+        (5, 10_000, 100, false),
+    ] {
+        let (a, mut rng) = counters(n, seed);
+        let mut b = a.clone();
+        let mut a = a;
+        for _ in 0..d {
+            let k = rng.gen_range(0..n + n / 10); // some keys are new
+            let _ = a.update(k, |c| c.inc(r(7), 1));
+            if two_sided {
+                let k = rng.gen_range(0..n + n / 10);
+                let _ = b.update(k, |c| c.inc(r(8), 1));
+            }
+        }
+        check(a, b, 6);
+    }
+}
+
+#[test]
+fn a_new_empty_replica_catches_up() {
+    let (a, _) = counters(4000, 9);
+    check(a.clone(), Store::new(), 2);
+    check(Store::new(), a, 3);
+}
+
+#[test]
+fn big_sets_ship_the_change_not_the_set() {
+    let mut a: Store<u8, OrSet<u32>> = Store::new();
+    for k in 0..20u8 {
+        for e in 0..1000u32 {
+            let _ = a.update(k, |s| s.add(r(1), e));
+        }
+    }
+    let mut b = a.clone();
+    let _ = a.update(3, |s| s.add(r(1), 5000));
+    let _ = b.update(3, |s| Ok::<_, ()>(s.remove(&17)));
+    let _ = b.update(4, |s| s.add(r(2), 6000));
+    let expected = joined(&a, &b);
+    let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).unwrap();
+    assert!(a == expected && b == expected);
+    let total = sa.bytes_sent + sb.bytes_sent;
+    // One set encodes to ~5 KB; the changes are a few elements.
+    assert!(total < 1500, "{total} bytes");
+}
+
+#[test]
+fn registers_converge_both_ways() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut a: Store<u16, LwwRegister<Vec<u8>>> = Store::new();
+    let mut am: Store<u16, MvRegister<u64>> = Store::new();
+    for k in 0..2000u16 {
+        let _ = a.update(k, |reg| {
+            Ok::<_, ()>(reg.write_at(Hlc::new(10, 0), r(1), vec![1; 256]))
+        });
+        let _ = am.update(k, |reg| reg.write(r(1), u64::from(k)));
+    }
+    let (mut b, mut bm) = (a.clone(), am.clone());
+    for i in 0..40u64 {
+        let k = rng.gen_range(0..2000u16);
+        let _ = a.update(k, |reg| {
+            Ok::<_, ()>(reg.write_at(Hlc::new(20 + i, 0), r(1), vec![2; 256]))
+        });
+        let _ = am.update(k, |reg| reg.write(r(1), i));
+        let k = rng.gen_range(0..2000u16);
+        let _ = b.update(k, |reg| {
+            Ok::<_, ()>(reg.write_at(Hlc::new(20 + i, 0), r(2), vec![3; 256]))
+        });
+        let _ = bm.update(k, |reg| reg.write(r(2), i));
+    }
+    check(a, b, 6);
+    check(am, bm, 6);
+}
+
+#[test]
+fn a_write_during_a_session_costs_a_pass_not_correctness() {
+    let (mut a, _) = counters(2000, 21);
+    let mut b = a.clone();
+    let _ = a.update(1, |c| c.inc(r(5), 1));
+    let mut sa = Session::initiate(&a, SessionConfig::default());
+    let mut sb = Session::respond(SessionConfig::default());
+    let mut wrote = false;
+    for _ in 0..40 {
+        while let Some(m) = sa.poll_transmit() {
+            sb.handle(&mut b, &m).unwrap();
+        }
+        if !wrote {
+            // A local write lands at b in the middle of the session.
+            let _ = b.update(2, |c| c.inc(r(6), 1));
+            wrote = true;
+        }
+        while let Some(m) = sb.poll_transmit() {
+            sa.handle(&mut a, &m).unwrap();
+        }
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+    }
+    assert!(sa.is_done() && sb.is_done());
+    assert_eq!(a.root_digest(), b.root_digest());
+    assert_eq!(a.get(&2).map(|c| c.count(&r(6))), Some(1));
+    assert!(sa.stats().passes >= 2, "the write forces a second pass");
+}
