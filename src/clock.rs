@@ -105,6 +105,17 @@ impl Hlc {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Hlc {
+    /// Timestamps from a small range, so fuzzed writes tie and reorder.
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Hlc::new(
+            u64::from(u.int_in_range(0u8..=31)?),
+            u.int_in_range(0u32..=3)?,
+        ))
+    }
+}
+
 impl fmt::Debug for Hlc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.physical_ms, self.logical)

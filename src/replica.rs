@@ -119,3 +119,11 @@ impl fmt::Debug for Dot {
         write!(f, "{:?}:{}", self.replica, self.counter)
     }
 }
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for ReplicaId {
+    /// One of 8 replicas, so fuzzed histories share replicas and dots collide.
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(ReplicaId::from_u128(u128::from(u.int_in_range(0u8..=7)?)))
+    }
+}

@@ -18,7 +18,7 @@ mod common;
 
 use accordant::codec::{decode, encode, encoded_len, Limits};
 use accordant::{
-    Causal, CausalContext, CausalCounter, CausalCrdt, DecodeError, GCounter, Lattice, LwwRegister,
+    Causal, CausalContext, CausalCounter, CausalCrdt, DecodeError, GCounter, LwwRegister,
     MvRegister, OrMap, OrSet, PNCounter, ShoppingCart,
 };
 use common::{check, replay, replay_split, History, SplitMix, Subject};
@@ -43,10 +43,16 @@ fn join_is_commutative<T: Subject>(h: History, i: u8, j: u8) -> TestResult {
     let (a, b) = (r.pick(i), r.pick(j));
     let ab = a.clone().joined(b);
     let ba = b.clone().joined(a);
-    ensure!(ab == ba, "a ⊔ b != b ⊔ a\na = {a:?}\nb = {b:?}\nab = {ab:?}\nba = {ba:?}");
+    ensure!(
+        ab == ba,
+        "a ⊔ b != b ⊔ a\na = {a:?}\nb = {b:?}\nab = {ab:?}\nba = {ba:?}"
+    );
     let mut owned = a.clone();
     owned.join_owned(b.clone());
-    ensure!(owned == ab, "join_owned disagrees with join: {owned:?} vs {ab:?}");
+    ensure!(
+        owned == ab,
+        "join_owned disagrees with join: {owned:?} vs {ab:?}"
+    );
     TestResult::passed()
 }
 
@@ -147,7 +153,10 @@ fn deltas_are_equivalent_to_states<T: Subject>(h: History, seed: u64) -> TestRes
         "deltas in order != join of states\ndeltas: {in_order:?}\nstates: {states:?}"
     );
     let reversed = join_all(r.deltas.iter().rev());
-    ensure!(reversed == states, "deltas reversed != join of states: {reversed:?}");
+    ensure!(
+        reversed == states,
+        "deltas reversed != join of states: {reversed:?}"
+    );
     let mut rng = SplitMix::new(seed);
     let mut schedule: Vec<&T> = Vec::new();
     for d in &r.deltas {
@@ -232,10 +241,7 @@ fn minimal_delta_is_what_b_lacks<T: Subject>(h: History, i: u8, j: u8) -> TestRe
     let aa = a.delta(a);
     ensure!(aa.is_bottom(), "Δ(a, a) is not bottom: {aa:?}");
     ensure!(a.delta(&T::default()) == *a, "Δ(a, ⊥) != a");
-    ensure!(
-        T::default().delta(b).is_bottom(),
-        "Δ(⊥, b) is not bottom"
-    );
+    ensure!(T::default().delta(b).is_bottom(), "Δ(⊥, b) is not bottom");
     TestResult::passed()
 }
 
@@ -263,8 +269,13 @@ fn codec_round_trips<T: Subject>(h: History, i: u8) -> TestResult {
             bytes.len()
         );
         match decode::<T>(&bytes, &lim) {
-            Ok(back) => ensure!(back == *x, "decode(encode(x)) != x\nx = {x:?}\nback = {back:?}"),
-            Err(e) => return TestResult::error(format!("decode(encode(x)) failed: {e}\nx = {x:?}")),
+            Ok(back) => ensure!(
+                back == *x,
+                "decode(encode(x)) != x\nx = {x:?}\nback = {back:?}"
+            ),
+            Err(e) => {
+                return TestResult::error(format!("decode(encode(x)) failed: {e}\nx = {x:?}"))
+            }
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -281,7 +292,10 @@ fn codec_round_trips<T: Subject>(h: History, i: u8) -> TestResult {
             );
         }
         let tight = Limits::new(bytes.len());
-        ensure!(decode::<T>(&bytes, &tight).is_ok(), "fails at exact max_bytes");
+        ensure!(
+            decode::<T>(&bytes, &tight).is_ok(),
+            "fails at exact max_bytes"
+        );
         if !bytes.is_empty() {
             ensure!(
                 matches!(

@@ -1,0 +1,471 @@
+//! Harness shared by the fuzz targets: which types exist, how operations are
+//! applied to them, and the properties every input must satisfy. The targets
+//! themselves (`fuzz_targets/`) are thin wrappers around these functions, so
+//! crash inputs can be replayed from ordinary tests (`tests/fuzz_regressions.rs`
+//! in the main workspace calls the same checks through the public API).
+
+use std::fmt::Debug;
+
+use accordant::codec::{decode, encode, Canonical, Limits};
+use accordant::{
+    CausalCounter, DecodeError, Decompose, GCounter, Hlc, Lattice, LwwRegister, MvRegister, OrMap,
+    OrSet, PNCounter, ReplicaId, ShoppingCart, Summarize,
+};
+use arbitrary::Arbitrary;
+
+/// Decodes `bytes` as `T`; on success checks the re-encoding is identical and
+/// the value behaves (join with itself is itself, its summary round-trips).
+pub fn check_decode<T>(bytes: &[u8]) -> Result<(), DecodeError>
+where
+    T: Canonical + Lattice + Decompose + Summarize + Debug,
+{
+    let limits = Limits::new(1 << 16);
+    let v: T = decode(bytes, &limits)?;
+    assert_eq!(encode(&v), bytes, "accepted bytes must be canonical");
+    assert_eq!(
+        v.clone().joined(&v),
+        v,
+        "join must be idempotent on decoded input"
+    );
+    let s = v.summary();
+    let sb = encode(&s);
+    let back: T::Summary = decode(&sb, &limits).expect("summary round trip");
+    assert_eq!(back, s);
+    Ok(())
+}
+
+/// Dispatches [`check_decode`] on the first byte: one type per value.
+pub fn decode_any(data: &[u8]) {
+    let Some((&tag, rest)) = data.split_first() else {
+        return;
+    };
+    let _ = match tag % 9 {
+        0 => check_decode::<GCounter>(rest),
+        1 => check_decode::<PNCounter>(rest),
+        2 => check_decode::<CausalCounter>(rest),
+        3 => check_decode::<LwwRegister<u8>>(rest),
+        4 => check_decode::<MvRegister<u8>>(rest),
+        5 => check_decode::<OrSet<u8>>(rest),
+        6 => check_decode::<OrMap<u8, OrSet<u8>>>(rest),
+        7 => check_decode::<OrMap<u8, OrMap<u8, MvRegister<u8>>>>(rest),
+        _ => check_decode::<ShoppingCart<u8>>(rest),
+    };
+}
+
+/// A type the operation fuzzer drives.
+pub trait Fuzzed: Lattice + Decompose + Canonical + Summarize + Debug {
+    /// One mutation.
+    type Op: for<'a> Arbitrary<'a> + Debug;
+    /// Applies `op` at `replica`; returns its delta (`None` when the mutator
+    /// refused, e.g. an overflow, which must leave the state unchanged).
+    fn apply(&mut self, replica: ReplicaId, op: &Self::Op) -> Option<Self>;
+}
+
+/// A counter operation.
+#[derive(Arbitrary, Debug)]
+pub enum CounterOp {
+    /// Increment.
+    Add(u8),
+}
+
+impl Fuzzed for GCounter {
+    type Op = CounterOp;
+    fn apply(&mut self, r: ReplicaId, op: &CounterOp) -> Option<Self> {
+        let CounterOp::Add(n) = op;
+        self.inc(r, u64::from(*n)).ok()
+    }
+}
+
+/// A PN-counter operation.
+#[derive(Arbitrary, Debug)]
+pub enum PnOp {
+    /// Add (possibly negative).
+    Add(i8),
+    /// Add a huge amount, to reach the overflow checks.
+    Huge(bool),
+}
+
+impl Fuzzed for PNCounter {
+    type Op = PnOp;
+    fn apply(&mut self, r: ReplicaId, op: &PnOp) -> Option<Self> {
+        match op {
+            PnOp::Add(n) => self.add(r, i64::from(*n)).ok(),
+            PnOp::Huge(up) => self.add(r, if *up { i64::MAX } else { i64::MIN }).ok(),
+        }
+    }
+}
+
+/// A causal-counter operation.
+#[derive(Arbitrary, Debug)]
+pub enum CausalCounterOp {
+    /// Add.
+    Add(i8),
+    /// Set.
+    Set(i8),
+    /// Reset.
+    Reset,
+}
+
+impl Fuzzed for CausalCounter {
+    type Op = CausalCounterOp;
+    fn apply(&mut self, r: ReplicaId, op: &CausalCounterOp) -> Option<Self> {
+        match op {
+            CausalCounterOp::Add(n) => self.add(r, i64::from(*n)).ok(),
+            CausalCounterOp::Set(n) => self.set(r, i64::from(*n)).ok(),
+            CausalCounterOp::Reset => Some(self.reset()),
+        }
+    }
+}
+
+/// An LWW write with an explicit (small, colliding) timestamp.
+#[derive(Arbitrary, Debug)]
+pub struct LwwOp(Hlc, u8);
+
+impl Fuzzed for LwwRegister<u8> {
+    type Op = LwwOp;
+    fn apply(&mut self, r: ReplicaId, op: &LwwOp) -> Option<Self> {
+        Some(self.write_at(op.0, r, op.1))
+    }
+}
+
+/// An MV-register operation.
+#[derive(Arbitrary, Debug)]
+pub enum MvOp {
+    /// Write.
+    Write(u8),
+    /// Clear.
+    Clear,
+}
+
+impl Fuzzed for MvRegister<u8> {
+    type Op = MvOp;
+    fn apply(&mut self, r: ReplicaId, op: &MvOp) -> Option<Self> {
+        match op {
+            MvOp::Write(v) => self.write(r, *v).ok(),
+            MvOp::Clear => Some(self.clear()),
+        }
+    }
+}
+
+/// An OR-set operation on a small element domain.
+#[derive(Arbitrary, Debug)]
+pub enum SetOp {
+    /// Add.
+    Add(u8),
+    /// Remove.
+    Remove(u8),
+    /// Clear.
+    Clear,
+}
+
+impl Fuzzed for OrSet<u8> {
+    type Op = SetOp;
+    fn apply(&mut self, r: ReplicaId, op: &SetOp) -> Option<Self> {
+        match op {
+            SetOp::Add(e) => self.add(r, e % 16).ok(),
+            SetOp::Remove(e) => Some(self.remove(&(e % 16))),
+            SetOp::Clear => Some(self.clear()),
+        }
+    }
+}
+
+/// An OR-map operation with a nested operation on the value.
+#[derive(Arbitrary, Debug)]
+pub enum MapOp<Inner> {
+    /// Update the value under a key.
+    Update(u8, Inner),
+    /// Remove a key.
+    Remove(u8),
+    /// Clear the map.
+    Clear,
+}
+
+impl<V> Fuzzed for OrMap<u8, V>
+where
+    V: Fuzzed + accordant::CausalCrdt,
+    OrMap<u8, V>: Lattice + Decompose + Canonical + Summarize + Debug,
+{
+    type Op = MapOp<V::Op>;
+    fn apply(&mut self, r: ReplicaId, op: &Self::Op) -> Option<Self> {
+        match op {
+            MapOp::Update(k, inner) => self.try_update(k % 8, |v| v.apply(r, inner).ok_or(())).ok(),
+            MapOp::Remove(k) => Some(self.remove(&(k % 8))),
+            MapOp::Clear => Some(self.clear()),
+        }
+    }
+}
+
+/// A cart operation.
+#[derive(Arbitrary, Debug)]
+pub enum CartOp {
+    /// Add a quantity.
+    Add(u8, u8),
+    /// Remove an item.
+    Remove(u8),
+    /// Set a quantity.
+    Set(u8, u8),
+}
+
+impl Fuzzed for ShoppingCart<u8> {
+    type Op = CartOp;
+    fn apply(&mut self, r: ReplicaId, op: &CartOp) -> Option<Self> {
+        match op {
+            CartOp::Add(i, q) => self.add(r, i % 8, u64::from(*q)).ok(),
+            CartOp::Remove(i) => Some(self.remove_item(&(i % 8))),
+            CartOp::Set(i, q) => self.set_quantity(r, i % 8, u64::from(*q)).ok(),
+        }
+    }
+}
+
+/// One step of a history over a few replicas.
+#[derive(Arbitrary, Debug)]
+pub enum Step<Op> {
+    /// Replica `at` applies `op` as replica id `at` (mod the replica count).
+    Op {
+        /// Which replica.
+        at: u8,
+        /// The mutation.
+        op: Op,
+    },
+    /// Replica `to` joins replica `from`'s full state.
+    Join {
+        /// Source.
+        from: u8,
+        /// Destination.
+        to: u8,
+    },
+    /// Replica `to` joins delta number `delta` (mod the number so far).
+    Deliver {
+        /// Which delta.
+        delta: u16,
+        /// Destination.
+        to: u8,
+    },
+}
+
+/// A fuzzed history: 2-5 replicas and a list of steps.
+#[derive(Arbitrary, Debug)]
+pub struct History<Op> {
+    /// Number of replicas, 2 + (n % 4).
+    pub replicas: u8,
+    /// The steps.
+    pub steps: Vec<Step<Op>>,
+}
+
+/// Runs a history and asserts the lattice laws, delta/state equivalence,
+/// decomposition, minimal deltas, summaries, canonical encoding and
+/// convergence.
+pub fn check_history<T: Fuzzed>(h: &History<T::Op>) {
+    let n = 2 + usize::from(h.replicas % 4);
+    let mut reps: Vec<T> = vec![T::default(); n];
+    let mut deltas: Vec<T> = Vec::new();
+    for step in h.steps.iter().take(64) {
+        match step {
+            Step::Op { at, op } => {
+                let i = usize::from(*at) % n;
+                let before = reps[i].clone();
+                match reps[i].apply(ReplicaId::from_u128(i as u128), op) {
+                    Some(d) => {
+                        assert_eq!(before.joined(&d), reps[i], "old ⊔ delta == new");
+                        deltas.push(d);
+                    }
+                    None => assert_eq!(before, reps[i], "a refused op changes nothing"),
+                }
+            }
+            Step::Join { from, to } => {
+                let (f, t) = (usize::from(*from) % n, usize::from(*to) % n);
+                let src = reps[f].clone();
+                reps[t].join(&src);
+            }
+            Step::Deliver { delta, to } => {
+                if !deltas.is_empty() {
+                    let d = deltas[usize::from(*delta) % deltas.len()].clone();
+                    reps[usize::from(*to) % n].join(&d);
+                }
+            }
+        }
+    }
+    let (a, b, c) = (&reps[0], &reps[1], &reps[n - 1]);
+    // Laws.
+    assert_eq!(a.clone().joined(b), b.clone().joined(a), "commutative");
+    assert_eq!(
+        a.clone().joined(b).joined(c),
+        a.clone().joined(&b.clone().joined(c)),
+        "associative"
+    );
+    assert_eq!(a.clone().joined(a), *a, "idempotent");
+    assert_eq!(T::default().joined(a), *a, "bottom is the identity");
+    // Deltas joined in any order equal the states.
+    let all_states = reps.iter().fold(T::default(), |acc, r| acc.joined(r));
+    let fwd = deltas.iter().fold(T::default(), |acc, d| acc.joined(d));
+    let rev = deltas
+        .iter()
+        .rev()
+        .fold(T::default(), |acc, d| acc.joined(d));
+    assert_eq!(fwd, all_states, "deltas ≡ states");
+    assert_eq!(rev, all_states, "delta order does not matter");
+    // Decomposition and minimal deltas.
+    let parts = a.decompose();
+    assert!(parts.iter().all(|p| !p.is_bottom()));
+    assert_eq!(parts.iter().fold(T::default(), |acc, p| acc.joined(p)), *a);
+    let d = a.delta(b);
+    assert_eq!(
+        b.clone().joined(&d),
+        a.clone().joined(b),
+        "Δ(a,b) ⊔ b == a ⊔ b"
+    );
+    for irr in d.decompose() {
+        assert!(!irr.leq(b), "Δ(a,b) holds an irreducible already below b");
+    }
+    assert!(a.delta(a).is_bottom());
+    let s = a.delta_for(&b.summary());
+    assert_eq!(b.clone().joined(&s), a.clone().joined(b), "delta_for law");
+    // Canonical encoding.
+    for r in &reps {
+        let bytes = encode(r);
+        let back: T = decode(&bytes, &Limits::default()).expect("round trip");
+        assert_eq!(&back, r);
+    }
+    // Convergence: everyone joins everyone, in two different orders.
+    let mut x = all_states.clone();
+    let mut y = T::default();
+    for r in reps.iter().rev() {
+        y.join(r);
+    }
+    x.join(&y);
+    assert_eq!(x, y);
+    assert_eq!(encode(&x), encode(&y), "equal states encode equally");
+}
+
+/// A history for one of the fuzzed types, chosen by the input.
+#[derive(Arbitrary, Debug)]
+pub enum AnyHistory {
+    /// Grow-only counter.
+    GCounter(History<CounterOp>),
+    /// PN-counter.
+    PNCounter(History<PnOp>),
+    /// Causal counter.
+    CausalCounter(History<CausalCounterOp>),
+    /// LWW register.
+    Lww(History<LwwOp>),
+    /// MV register.
+    Mv(History<MvOp>),
+    /// OR-set.
+    OrSet(History<SetOp>),
+    /// Map of sets.
+    MapOfSets(History<MapOp<SetOp>>),
+    /// Map of maps of MV registers (nesting).
+    MapOfMaps(History<MapOp<MapOp<MvOp>>>),
+    /// Map of causal counters.
+    MapOfCounters(History<MapOp<CausalCounterOp>>),
+    /// Shopping cart.
+    Cart(History<CartOp>),
+}
+
+/// Runs whichever history the input chose.
+pub fn check_any(h: &AnyHistory) {
+    match h {
+        AnyHistory::GCounter(h) => check_history::<GCounter>(h),
+        AnyHistory::PNCounter(h) => check_history::<PNCounter>(h),
+        AnyHistory::CausalCounter(h) => check_history::<CausalCounter>(h),
+        AnyHistory::Lww(h) => check_history::<LwwRegister<u8>>(h),
+        AnyHistory::Mv(h) => check_history::<MvRegister<u8>>(h),
+        AnyHistory::OrSet(h) => check_history::<OrSet<u8>>(h),
+        AnyHistory::MapOfSets(h) => check_history::<OrMap<u8, OrSet<u8>>>(h),
+        AnyHistory::MapOfMaps(h) => check_history::<OrMap<u8, OrMap<u8, MvRegister<u8>>>>(h),
+        AnyHistory::MapOfCounters(h) => check_history::<OrMap<u8, CausalCounter>>(h),
+        AnyHistory::Cart(h) => check_history::<ShoppingCart<u8>>(h),
+    }
+}
+
+/// The sync wire decoder: never panics; what it accepts re-encodes to a
+/// message that decodes to the same value.
+pub fn check_message(data: &[u8]) {
+    use accordant_sync::message::{decode as decode_msg, encode as encode_msg, SyncLimits};
+    let limits = SyncLimits::default().with_max_message_bytes(1 << 16);
+    if let Ok(m) = decode_msg(data, &limits) {
+        let again = encode_msg(&m);
+        assert_eq!(decode_msg(&again, &limits).expect("re-decode"), m);
+    }
+}
+
+/// Input of the session target: an honest store and what a hostile peer sends.
+#[derive(Arbitrary, Debug)]
+pub struct SessionInput {
+    /// Honest store content: key, replica, amount.
+    pub writes: Vec<(u8, u8, u8)>,
+    /// Whether the honest side initiates.
+    pub initiate: bool,
+    /// Raw messages from the peer.
+    pub messages: Vec<Vec<u8>>,
+    /// Honest messages recorded from a real peer, then mutated: (index, byte, xor).
+    pub honest_peer_writes: Vec<(u8, u8)>,
+    /// Mutations applied to the honest peer's messages.
+    pub mutations: Vec<(u8, u16, u8)>,
+}
+
+/// One honest store against a peer sending arbitrary (and mutated honest)
+/// messages: the session never panics, a rejected message changes nothing,
+/// and the store always holds valid states.
+pub fn check_session(input: &SessionInput) {
+    use accordant_sync::session::{Session, SessionConfig};
+    use accordant_sync::store::Store;
+    let mut honest: Store<u8, OrSet<u8>> = Store::new();
+    for (k, r, e) in input.writes.iter().take(64) {
+        let _ = honest.update(k % 32, |s| {
+            s.add(ReplicaId::from_u128(u128::from(r % 4)), e % 8)
+        });
+    }
+    // An honest peer's messages, recorded, to mutate.
+    let mut peer: Store<u8, OrSet<u8>> = Store::new();
+    for (k, e) in input.honest_peer_writes.iter().take(64) {
+        let _ = peer.update(k % 32, |s| s.add(ReplicaId::from_u128(9), e % 8));
+    }
+    let mut recorded: Vec<Vec<u8>> = Vec::new();
+    {
+        let (mut h2, mut p2) = (honest.clone(), peer.clone());
+        let mut sh = Session::initiate(&h2, SessionConfig::default());
+        let mut sp = Session::<u8, OrSet<u8>>::respond(SessionConfig::default());
+        for _ in 0..16 {
+            while let Some(m) = sh.poll_transmit() {
+                let _ = sp.handle(&mut p2, &m);
+            }
+            while let Some(m) = sp.poll_transmit() {
+                recorded.push(m.clone());
+                let _ = sh.handle(&mut h2, &m);
+            }
+        }
+    }
+    for (i, pos, x) in &input.mutations {
+        let len = recorded.len().max(1);
+        if let Some(m) = recorded.get_mut(usize::from(*i) % len) {
+            if !m.is_empty() {
+                let p = usize::from(*pos) % m.len();
+                m[p] ^= x;
+            }
+        }
+    }
+    let mut session = if input.initiate {
+        Session::initiate(&honest, SessionConfig::default())
+    } else {
+        Session::respond(SessionConfig::default())
+    };
+    for m in recorded.iter().chain(input.messages.iter()).take(64) {
+        let before = honest.root_digest();
+        let before_len = honest.len();
+        if session.handle(&mut honest, m).is_err() {
+            assert_eq!(
+                honest.root_digest(),
+                before,
+                "a rejected message changed the store"
+            );
+            assert_eq!(honest.len(), before_len);
+        }
+        while session.poll_transmit().is_some() {}
+    }
+    for (_, v) in honest.iter() {
+        let bytes = encode(v);
+        let back: OrSet<u8> = decode(&bytes, &Limits::default()).expect("valid state");
+        assert_eq!(&back, v);
+    }
+}
