@@ -37,8 +37,11 @@ pub struct SyncLimits {
     pub max_message_bytes: usize,
     /// Limits for each key, value or summary inside a message.
     pub value: Limits,
-    /// Messages received in one pass before the session gives up.
+    /// Turns received in one pass before the session gives up.
     pub max_turns: u32,
+    /// Messages (chunks of turns) received in one pass before the session
+    /// gives up.
+    pub max_messages: u32,
     /// Passes (full protocol runs) before the session gives up.
     pub max_passes: u8,
 }
@@ -46,9 +49,10 @@ pub struct SyncLimits {
 impl Default for SyncLimits {
     fn default() -> Self {
         SyncLimits {
-            max_message_bytes: 256 << 20,
-            value: Limits::new(64 << 20),
+            max_message_bytes: 16 << 20,
+            value: Limits::new(16 << 20),
             max_turns: 48,
+            max_messages: 1 << 16,
             max_passes: 3,
         }
     }
@@ -133,8 +137,9 @@ pub struct Turn {
     pub fps: SeqVec<Fingerprints>,
     /// The sender's items under a node: "here is what I have there".
     pub lists: SeqVec<ItemList>,
-    /// Key hashes whose values the sender lacks and asks for.
-    pub want: SeqVec<u64>,
+    /// Keys whose values the sender lacks and asks for: a node and the 32
+    /// bits of key hash below the node's prefix, as in [`ItemList`].
+    pub want: SeqVec<(NodeId, u32)>,
     /// Keys and states to join (values the receiver lacks, or deltas).
     pub joins: SeqVec<(Bytes, Bytes)>,
     /// Keys and full values to join, answering with the exact delta the
@@ -149,6 +154,8 @@ pub struct Turn {
     /// root digest, so a receiver that then has nothing to send can verify
     /// at once instead of sending `Done`.
     pub root: Option<RootBytes>,
+    /// More chunks of this turn follow: apply, but answer after the last.
+    pub more: bool,
 }
 
 impl Turn {
@@ -187,18 +194,19 @@ pub struct Fingerprints {
     pub fps: Bytes,
 }
 
-/// The sender's items under `node`: 8-byte key hash and 4-byte item
-/// fingerprint each, concatenated.
+/// The sender's items under `node`, 8 bytes each, concatenated: the 32 bits
+/// of the key hash just below the node's prefix (the prefix itself is known
+/// from the node), then a 4-byte item fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemList {
     /// The node.
     pub node: NodeId,
-    /// 12 bytes per item.
+    /// 8 bytes per item.
     pub items: Bytes,
 }
 
 /// Bytes per entry of an [`ItemList`].
-pub const ITEM_BYTES: usize = 12;
+pub const ITEM_BYTES: usize = 8;
 
 /// Encodes a message: the version byte, then postcard.
 pub fn encode(msg: &Message) -> Vec<u8> {

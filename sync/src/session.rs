@@ -19,13 +19,15 @@
 //!    roots: the responder answers `Verified` and the pass is over — one
 //!    round trip, under 64 bytes each way.
 //! 2. **Descent.** Where roots differ, a side sends 4-byte fingerprints of
-//!    every descendant of the differing node one or two levels down (two
-//!    when the node holds many keys, so a million keys need two round trips
-//!    to reach the leaves, not four). The other side compares them with its
-//!    own and, for each descendant that differs, either descends further,
-//!    or lists its items there (key hash and item fingerprint) when the node
-//!    is small, or — when one side has nothing there — ships the values or
-//!    asks for them.
+//!    every descendant of the differing node one or two levels down. Two
+//!    levels (256 fingerprints) are sent when the node is large and
+//!    differences are dense (at least one sibling in eight differed), which
+//!    saves a round trip; one level (16 fingerprints) when differences are
+//!    sparse, which saves bytes. The other side compares them with its own
+//!    and, for each descendant that differs, either descends further, or
+//!    lists its items there (32 bits of key hash below the node's prefix and
+//!    an item fingerprint, 8 bytes per key) when the node is small, or —
+//!    when one side has nothing there — ships the values or asks for them.
 //! 3. **Values.** A side that receives a key list knows every key of that
 //!    node the two disagree on. Keys the peer lacks travel as full values;
 //!    keys it lacks are requested; for keys both hold with different
@@ -42,6 +44,10 @@
 //!    roots differ (a truncated-fingerprint collision, or writes during the
 //!    session), a new pass starts; after [`SyncLimits::max_passes`] the
 //!    session fails with [`SyncError::NotConverged`].
+//!
+//! A turn larger than half of [`SyncLimits::max_message_bytes`] travels as
+//! several messages (chunks); the receiver applies each chunk as it comes
+//! and answers after the last. Round trips count turns, not chunks.
 //!
 //! Every message is decoded and validated whole before any of it is applied;
 //! a malformed, oversized or out-of-order message fails the session with a
@@ -136,12 +142,16 @@ pub struct SessionStats {
     pub passes: u8,
     /// Keys whose state this side sent (values, deltas, summaries).
     pub keys_sent: u64,
+    /// Turns this side sent (a turn may span several messages).
+    pub turns_sent: u64,
+    /// Turns this side received.
+    pub turns_received: u64,
 }
 
 impl SessionStats {
-    /// Round trips: messages in both directions, two per round trip.
+    /// Round trips: turns in both directions, two per round trip.
     pub fn round_trips(&self) -> u64 {
-        (self.messages_sent + self.messages_received).div_ceil(2)
+        (self.turns_sent + self.turns_received).div_ceil(2)
     }
 }
 
@@ -168,14 +178,17 @@ pub struct Session<K, V> {
     stats: SessionStats,
     pass: u8,
     turns: u32,
+    messages: u32,
+    /// The reply being built while a chunked turn arrives.
+    pending: Turn,
     _types: core::marker::PhantomData<fn() -> (K, V)>,
 }
 
 /// A decoded turn, validated whole before anything is applied.
 struct Work<K, V: Summarize> {
     fps: Vec<(NodeId, u8, Vec<u32>)>,
-    lists: Vec<(NodeId, Vec<(KeyHash, u32)>)>,
-    want: Vec<KeyHash>,
+    lists: Vec<(NodeId, Vec<(u32, u32)>)>,
+    want: Vec<(NodeId, u32)>,
     joins: Vec<(K, V)>,
     fulls: Vec<(K, V)>,
     summaries: Vec<(K, V::Summary)>,
@@ -196,6 +209,64 @@ fn item_fp(item: crate::digest::ItemHash) -> u32 {
     (item.0 >> 96) as u32
 }
 
+/// The 32 bits of a key hash just below the prefix of a node at `level`.
+fn key_bits(h: KeyHash, level: u8) -> u32 {
+    let shift = 4 * u32::from(level);
+    (h.0.checked_shl(shift).unwrap_or(0) >> 32) as u32
+}
+
+/// Moves every entry of `from` into `into`.
+fn merge_turn(into: &mut Turn, from: Turn) {
+    into.fps.0.extend(from.fps.0);
+    into.lists.0.extend(from.lists.0);
+    into.want.0.extend(from.want.0);
+    into.joins.0.extend(from.joins.0);
+    into.fulls.0.extend(from.fulls.0);
+    into.summaries.0.extend(from.summaries.0);
+    into.replies.0.extend(from.replies.0);
+}
+
+/// Splits a turn into chunks whose encodings stay near `max` bytes (one
+/// entry larger than `max` gets a chunk of its own); all but the last say
+/// `more`.
+fn split_turn(turn: Turn, max: usize) -> Vec<Turn> {
+    fn size<T: serde::Serialize>(x: &T) -> usize {
+        postcard::experimental::serialized_size(x).unwrap_or(0)
+    }
+    if size(&turn) <= max {
+        return vec![turn];
+    }
+    let mut chunks: Vec<Turn> = vec![Turn::default()];
+    let mut used = 0usize;
+    macro_rules! spread {
+        ($field:ident) => {
+            for e in turn.$field.0 {
+                let n = size(&e);
+                if used + n > max && used > 0 {
+                    chunks.push(Turn::default());
+                    used = 0;
+                }
+                used += n;
+                if let Some(c) = chunks.last_mut() {
+                    c.$field.0.push(e);
+                }
+            }
+        };
+    }
+    spread!(fps);
+    spread!(lists);
+    spread!(want);
+    spread!(joins);
+    spread!(fulls);
+    spread!(summaries);
+    spread!(replies);
+    let last = chunks.len() - 1;
+    for c in &mut chunks[..last] {
+        c.more = true;
+    }
+    chunks
+}
+
 impl<K: StoreKey, V: StoreValue> Session<K, V> {
     fn new(config: SessionConfig, phase: Phase) -> Self {
         Session {
@@ -205,6 +276,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             stats: SessionStats::default(),
             pass: 0,
             turns: 0,
+            messages: 0,
+            pending: Turn::default(),
             _types: core::marker::PhantomData,
         }
     }
@@ -246,11 +319,15 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         let bytes = message::encode(msg);
         self.stats.bytes_sent += bytes.len() as u64;
         self.stats.messages_sent += 1;
+        if !matches!(msg, Message::Turn(t) if t.more) {
+            self.stats.turns_sent += 1;
+        }
         self.outbox.push_back(bytes);
     }
 
     fn send_hello(&mut self, store: &Store<K, V>) {
         self.turns = 0;
+        self.messages = 0;
         let msg = Message::Hello {
             pass: self.pass,
             root: *store.root_digest().as_bytes(),
@@ -274,12 +351,25 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         }
         self.stats.bytes_received += bytes.len() as u64;
         self.stats.messages_received += 1;
-        self.turns += 1;
-        if self.turns > self.config.limits.max_turns {
-            let n = self.config.limits.max_turns;
+        self.messages += 1;
+        if self.messages > self.config.limits.max_messages {
+            let n = self.config.limits.max_messages;
             return Err(self.fail(SyncError::TooManyTurns(n)));
         }
         let msg = match message::decode(bytes, &self.config.limits) {
+            Ok(Message::Turn(t)) if t.more => Ok(Message::Turn(t)),
+            Ok(m) => {
+                self.turns += 1;
+                self.stats.turns_received += 1;
+                if self.turns > self.config.limits.max_turns {
+                    let n = self.config.limits.max_turns;
+                    return Err(self.fail(SyncError::TooManyTurns(n)));
+                }
+                Ok(m)
+            }
+            Err(e) => Err(e),
+        };
+        let msg = match msg {
             Ok(m) => m,
             Err(e) => return Err(self.fail(e)),
         };
@@ -299,6 +389,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 self.pass = pass;
                 self.stats.passes = pass + 1;
                 self.turns = 1;
+                self.messages = 1;
+                self.pending = Turn::default();
                 if root == mine {
                     self.send(&Message::Verified { root: mine });
                     self.phase = Phase::Finished;
@@ -311,8 +403,14 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             }
             (Phase::Running, Message::Turn(turn)) => {
                 let their_root = turn.root;
+                let more = turn.more;
                 let work = self.decode_work(turn)?;
-                let reply = self.apply(store, work);
+                let part = self.apply(store, work);
+                merge_turn(&mut self.pending, part);
+                if more {
+                    return Ok(());
+                }
+                let reply = core::mem::take(&mut self.pending);
                 let now: RootBytes = *store.root_digest().as_bytes();
                 if reply.is_empty() && their_root == Some(now) {
                     self.send(&Message::Verified { root: now });
@@ -359,17 +457,23 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         Ok(())
     }
 
-    fn send_turn_or_done(&mut self, store: &Store<K, V>, mut turn: Turn) {
+    fn send_turn_or_done(&mut self, store: &Store<K, V>, turn: Turn) {
         if turn.is_empty() {
             self.send(&Message::Done {
                 root: *store.root_digest().as_bytes(),
             });
             self.phase = Phase::AwaitVerdict;
         } else {
-            if turn.is_final() {
-                turn.root = Some(*store.root_digest().as_bytes());
+            let is_final = turn.is_final();
+            let mut chunks = split_turn(turn, self.config.limits.max_message_bytes / 2);
+            if is_final {
+                if let Some(last) = chunks.last_mut() {
+                    last.root = Some(*store.root_digest().as_bytes());
+                }
             }
-            self.send(&Message::Turn(turn));
+            for c in chunks {
+                self.send(&Message::Turn(c));
+            }
         }
     }
 
@@ -380,14 +484,21 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             // A brand-new replica: everything it lacks is everything.
             self.push_all_values(store, NodeId::ROOT, &mut out);
         } else {
-            self.open_node(store, NodeId::ROOT, their_count, &mut out);
+            self.open_node(store, NodeId::ROOT, their_count, true, &mut out);
         }
         out
     }
 
     /// Decides how to continue on a node known to differ: list it, descend,
     /// or (when empty here) ask for everything under it.
-    fn open_node(&mut self, store: &Store<K, V>, node: NodeId, their_hint: u64, out: &mut Turn) {
+    fn open_node(
+        &mut self,
+        store: &Store<K, V>,
+        node: NodeId,
+        their_hint: u64,
+        dense: bool,
+        out: &mut Turn,
+    ) {
         let mine = store.aggregate(node).count;
         if mine == 0 {
             out.lists.0.push(ItemList {
@@ -397,7 +508,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         } else if mine <= self.config.list_max || node.level() >= MAX_LEVEL {
             out.lists.0.push(self.list(store, node));
         } else {
-            let step = if mine.max(their_hint) > self.config.double_step_min
+            let step = if dense
+                && mine.max(their_hint) > self.config.double_step_min
                 && node.level() + 2 <= MAX_LEVEL
             {
                 2
@@ -428,7 +540,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     fn list(&self, store: &Store<K, V>, node: NodeId) -> ItemList {
         let mut items = Vec::new();
         for (h, _, _, item) in store.items_in(node) {
-            items.extend_from_slice(&h.0.to_be_bytes());
+            items.extend_from_slice(&key_bits(h, node.level()).to_be_bytes());
             items.extend_from_slice(&item_fp(item).to_be_bytes());
         }
         ItemList {
@@ -470,7 +582,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         };
         let mut fps = Vec::with_capacity(turn.fps.0.len());
         for f in turn.fps.0 {
-            let depth = f.level.checked_sub(f.node.level()).unwrap_or(0);
+            let depth = f.level.saturating_sub(f.node.level());
             if !(1..=2).contains(&depth) || f.level > MAX_LEVEL {
                 return Err(SyncError::Malformed("fingerprint level"));
             }
@@ -490,19 +602,20 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             if l.items.0.len() % ITEM_BYTES != 0 {
                 return Err(SyncError::Malformed("item list length"));
             }
-            let mut items = Vec::with_capacity(l.items.0.len() / ITEM_BYTES);
-            for c in l.items.0.chunks_exact(ITEM_BYTES) {
-                let mut h = [0u8; 8];
-                h.copy_from_slice(&c[..8]);
-                let h = KeyHash(u64::from_be_bytes(h));
-                if !l.node.contains(h) {
-                    return Err(SyncError::Malformed("listed key outside its node"));
-                }
-                items.push((h, u32::from_be_bytes([c[8], c[9], c[10], c[11]])));
-            }
+            let items = l
+                .items
+                .0
+                .chunks_exact(ITEM_BYTES)
+                .map(|c| {
+                    (
+                        u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                    )
+                })
+                .collect();
             lists.push((l.node, items));
         }
-        let want = turn.want.0.into_iter().map(KeyHash).collect();
+        let want = turn.want.0;
         let joins = turn
             .joins
             .0
@@ -552,54 +665,62 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             store.join(k, &v);
         }
         for (k, v) in work.fulls {
-            let mine = store.get(&k).cloned().unwrap_or_default();
-            let lacks = mine.delta(&v);
+            // What the peer lacks: our irreducibles not below its value.
+            let lacks = store.get(&k).map(|mine| mine.delta(&v));
             store.join(k.clone(), &v);
-            if !lacks.is_bottom() {
+            if let Some(lacks) = lacks.filter(|l| !l.is_bottom()) {
                 self.push_join(&mut out, &k, &lacks);
             }
         }
         for (k, d, s) in work.replies {
+            // Computed before joining `d`: what we had that the peer lacks,
+            // not what it just sent us.
+            let lacks = store.get(&k).map(|mine| mine.delta_for(&s));
             store.join(k.clone(), &d);
-            let mine = store.get(&k).cloned().unwrap_or_default();
-            let lacks = mine.delta_for(&s);
-            if !lacks.is_bottom() {
+            if let Some(lacks) = lacks.filter(|l| !l.is_bottom()) {
                 self.push_join(&mut out, &k, &lacks);
             }
         }
         for (k, s) in work.summaries {
-            let mine = store.get(&k).cloned().unwrap_or_default();
-            let lacks = mine.delta_for(&s);
+            let (lacks, summary) = match store.get(&k) {
+                Some(mine) => (mine.delta_for(&s), mine.summary()),
+                None => (V::default(), V::default().summary()),
+            };
             out.replies.0.push((
                 Bytes(key_bytes(&k)),
                 Bytes(codec::encode(&lacks)),
-                Bytes(codec::encode(&mine.summary())),
+                Bytes(codec::encode(&summary)),
             ));
             self.stats.keys_sent += 1;
         }
-        for h in work.want {
+        for (node, bits) in work.want {
             let items: Vec<(K, V)> = store
-                .items_at(h)
-                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .items_in(node)
+                .filter(|(h, _, _, _)| key_bits(*h, node.level()) == bits)
+                .map(|(_, k, v, _)| (k.clone(), v.clone()))
                 .collect();
             for (k, v) in items {
                 self.push_join(&mut out, &k, &v);
             }
         }
         for (node, level, theirs) in work.fps {
-            for (i, their_fp) in theirs.into_iter().enumerate() {
-                let shift = 4 * (level - node.level());
+            let shift = 4 * (level - node.level());
+            let mut differing = Vec::new();
+            for (i, their_fp) in theirs.iter().enumerate() {
                 let Some(child) = NodeId::new(level, (node.index() << shift) | i as u64) else {
                     continue;
                 };
-                let agg = store.aggregate(child);
-                if fp(&agg) == their_fp {
-                    continue;
+                if fp(&store.aggregate(child)) != *their_fp {
+                    differing.push((child, *their_fp));
                 }
+            }
+            // Dense differences: descending two levels at once saves a round trip.
+            let dense = differing.len() * 8 >= theirs.len();
+            for (child, their_fp) in differing {
                 if their_fp == 0 {
                     self.push_all_values(store, child, &mut out);
                 } else {
-                    self.open_node(store, child, 0, &mut out);
+                    self.open_node(store, child, 0, dense, &mut out);
                 }
             }
         }
@@ -615,17 +736,18 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         &mut self,
         store: &Store<K, V>,
         node: NodeId,
-        theirs: Vec<(KeyHash, u32)>,
+        theirs: Vec<(u32, u32)>,
         out: &mut Turn,
     ) {
-        let mut their_map: BTreeMap<KeyHash, Vec<u32>> = BTreeMap::new();
-        for (h, f) in theirs {
-            their_map.entry(h).or_default().push(f);
+        let mut their_map: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (b, f) in theirs {
+            their_map.entry(b).or_default().push(f);
         }
-        let mut seen: Vec<KeyHash> = Vec::new();
+        let mut seen: Vec<u32> = Vec::new();
         for (h, k, v, item) in store.items_in(node) {
-            seen.push(h);
-            match their_map.get(&h) {
+            let bits = key_bits(h, node.level());
+            seen.push(bits);
+            match their_map.get(&bits) {
                 Some(fs) if fs.contains(&item_fp(item)) => {}
                 Some(_) => {
                     // Both hold the key with different values.
@@ -651,9 +773,10 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 }
             }
         }
-        for h in their_map.keys() {
-            if seen.binary_search(h).is_err() {
-                out.want.0.push(h.0);
+        seen.sort_unstable();
+        for b in their_map.keys() {
+            if seen.binary_search(b).is_err() {
+                out.want.0.push((node, *b));
             }
         }
     }

@@ -109,24 +109,30 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     }
 
     /// Applies a delta mutator to the value under `key` (bottom if absent)
-    /// and returns its delta. On error nothing changes.
+    /// and returns its delta.
+    ///
+    /// The mutators of `accordant` change nothing when they fail, so on error
+    /// the store is unchanged; a closure of your own that changes the value
+    /// and then fails leaves its change in place (the digests stay exact
+    /// either way).
     pub fn update<E>(&mut self, key: K, f: impl FnOnce(&mut V) -> Result<V, E>) -> Result<V, E> {
         let kb = key_bytes(&key);
         let h = KeyHash::of(&kb);
-        let mut value = self.take(h, &key).unwrap_or_default();
-        let before = value.clone();
-        match f(&mut value) {
-            Ok(delta) => {
-                self.put(h, &kb, key, value);
-                Ok(delta)
+        if let Some(e) = self.entry_mut(h, &key) {
+            let result = f(&mut e.value);
+            let item = ItemHash::from_parts(&kb, &codec::encode(&e.value));
+            let old = core::mem::replace(&mut e.item, item);
+            if old != item {
+                self.tree.replace(h, old, item);
             }
-            Err(e) => {
-                if !before.is_bottom() {
-                    self.put(h, &kb, key, before);
-                }
-                Err(e)
-            }
+            return result;
         }
+        let mut value = V::default();
+        let delta = f(&mut value)?;
+        if !value.is_bottom() {
+            self.insert_new(h, &kb, key, value);
+        }
+        Ok(delta)
     }
 
     /// Joins `state` (a delta or a full state) into the value under `key`.
@@ -134,35 +140,32 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     pub fn join(&mut self, key: K, state: &V) -> bool {
         let kb = key_bytes(&key);
         let h = KeyHash::of(&kb);
-        let old = self.take(h, &key);
-        let had = old.is_some();
-        let mut value = old.unwrap_or_default();
-        let changed = !state.leq(&value);
-        if changed {
-            value.join(state);
+        if let Some(e) = self.entry_mut(h, &key) {
+            e.value.join(state);
+            // Canonical encodings: the value changed iff its item hash did.
+            let item = ItemHash::from_parts(&kb, &codec::encode(&e.value));
+            let old = core::mem::replace(&mut e.item, item);
+            if old == item {
+                return false;
+            }
+            self.tree.replace(h, old, item);
+            return true;
         }
-        if changed || had {
-            self.put(h, &kb, key, value);
+        if state.is_bottom() {
+            return false;
         }
-        changed
+        self.insert_new(h, &kb, key, state.clone());
+        true
     }
 
-    /// Removes `key`'s entry and its item from the tree, returning the value.
-    fn take(&mut self, h: KeyHash, key: &K) -> Option<V> {
-        let bucket = self.entries.get_mut(&h)?;
-        let i = bucket.iter().position(|e| e.key == *key)?;
-        let e = bucket.remove(i);
-        if bucket.is_empty() {
-            self.entries.remove(&h);
-        }
-        self.len -= 1;
-        let resize = self.tree.remove(h, e.item);
-        self.apply_resize(resize);
-        Some(e.value)
+    fn entry_mut(&mut self, h: KeyHash, key: &K) -> Option<&mut Entry<K, V>> {
+        self.entries
+            .get_mut(&h)
+            .and_then(|b| b.iter_mut().find(|e| e.key == *key))
     }
 
     /// Inserts an entry (the key must be absent) and its item.
-    fn put(&mut self, h: KeyHash, kb: &[u8], key: K, value: V) {
+    fn insert_new(&mut self, h: KeyHash, kb: &[u8], key: K, value: V) {
         let item = ItemHash::from_parts(kb, &codec::encode(&value));
         self.entries
             .entry(h)

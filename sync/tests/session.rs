@@ -165,3 +165,62 @@ fn a_write_during_a_session_costs_a_pass_not_correctness() {
     assert_eq!(a.get(&2).map(|c| c.count(&r(6))), Some(1));
     assert!(sa.stats().passes >= 2, "the write forces a second pass");
 }
+
+#[test]
+fn large_turns_travel_in_chunks_under_the_message_limit() {
+    let (a, _) = counters(3000, 31);
+    let mut cfg = SessionConfig::default();
+    cfg.limits = accordant_sync::message::SyncLimits::default().with_max_message_bytes(4096);
+    for a_initiates in [true, false] {
+        let (mut x, mut y) = if a_initiates {
+            (a.clone(), Store::new())
+        } else {
+            (Store::new(), a.clone())
+        };
+        let mut sx = Session::initiate(&x, cfg);
+        let mut sy = Session::respond(cfg);
+        let mut largest = 0;
+        for _ in 0..1000 {
+            while let Some(m) = sx.poll_transmit() {
+                largest = largest.max(m.len());
+                sy.handle(&mut y, &m).unwrap();
+            }
+            while let Some(m) = sy.poll_transmit() {
+                largest = largest.max(m.len());
+                sx.handle(&mut x, &m).unwrap();
+            }
+            if sx.is_done() && sy.is_done() {
+                break;
+            }
+        }
+        assert!(sx.is_done() && sy.is_done());
+        assert_eq!(x.root_digest(), a.root_digest());
+        assert_eq!(y.root_digest(), a.root_digest());
+        assert!(largest <= 4096, "a message of {largest} bytes");
+        let s = sx.stats();
+        assert!(
+            s.messages_sent + s.messages_received > 20,
+            "the store took many chunks"
+        );
+        assert!(s.round_trips() <= 3, "chunks do not count as round trips");
+    }
+}
+
+#[test]
+fn the_winning_lww_value_travels_once() {
+    let mut a: Store<u8, LwwRegister<Vec<u8>>> = Store::new();
+    let _ = a.update(1, |reg| {
+        Ok::<_, ()>(reg.write_at(Hlc::new(1000, 0), r(1), vec![0; 256]))
+    });
+    let mut b = a.clone();
+    let _ = b.update(1, |reg| {
+        Ok::<_, ()>(reg.write_at(Hlc::new(2000, 0), r(2), vec![1; 256]))
+    });
+    let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).unwrap();
+    assert_eq!(a.root_digest(), b.root_digest());
+    assert_eq!(a.get(&1).and_then(|v| v.get()), Some(&vec![1; 256]));
+    // The 256-byte value crosses once, from b; a (which lost) never echoes
+    // it back: a sends only its root, a stamp and `Done`.
+    assert!(sa.bytes_sent < 128, "{sa:?}");
+    assert!(sb.bytes_sent < 256 + 128, "{sb:?}");
+}
