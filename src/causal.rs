@@ -66,6 +66,17 @@ impl Spans {
     /// Inserts `start..=end`, merging overlapping and adjacent spans.
     fn insert(&mut self, start: u64, end: u64) {
         let v = &mut self.0;
+        // Fast path: the next dots of a replica extend its last span.
+        if let Some(last) = v.last_mut() {
+            if start > last.end.saturating_add(1) {
+                v.push(Span { start, end });
+                return;
+            }
+            if start >= last.start {
+                last.end = last.end.max(end);
+                return;
+            }
+        }
         // First span that could touch: end + 1 >= start.
         let lo = v.partition_point(|s| s.end.saturating_add(1) < start);
         // First span after the new one, not touching: s.start > end + 1.

@@ -124,6 +124,19 @@ impl DotStore for DotSet {
         if self.0 == other.0 {
             return;
         }
+        if other.0.is_empty() {
+            self.0.retain(|d| !other_ctx.contains(d));
+            return;
+        }
+        if self.0.is_empty() {
+            self.0 = other
+                .0
+                .iter()
+                .filter(|d| !ctx.contains(d))
+                .copied()
+                .collect();
+            return;
+        }
         let mut out = SmallVec::with_capacity(self.0.len().max(other.0.len()));
         let (a, b) = (&self.0, &other.0);
         let (mut i, mut j) = (0, 0);
@@ -378,6 +391,11 @@ impl<K: Ord, S> DotMap<K, S> {
     /// Removes and returns the store under `key`.
     pub(crate) fn take(&mut self, key: &K) -> Option<S> {
         self.0.remove(key)
+    }
+
+    /// Puts a non-empty `store` under `key`, returning the store it replaces.
+    pub(crate) fn replace(&mut self, key: K, store: S) -> Option<S> {
+        self.0.insert(key, store)
     }
 
     /// Puts `store` under `key`, or removes the key if the store is empty.

@@ -57,11 +57,10 @@ where
         let (store, ctx) = self.0.parts_mut();
         let dot = ctx.next_dot(replica)?;
         let mut delta_ctx = CausalContext::from_dots([dot]);
-        if let Some(old) = store.get(&elem) {
+        if let Some(old) = store.replace(elem.clone(), DotSet::single(dot)) {
             old.for_each_dot(&mut |d| delta_ctx.insert(*d));
         }
         ctx.insert(dot);
-        store.put(elem.clone(), DotSet::single(dot));
         let mut delta_store = DotMap::default();
         delta_store.put(elem, DotSet::single(dot));
         Ok(OrSet(Causal::from_parts_unchecked(delta_store, delta_ctx)))
