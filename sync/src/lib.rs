@@ -1,18 +1,26 @@
 //! # accordant-sync
 //!
-//! Anti-entropy for [`accordant`] CRDTs: Merkle digests over a keyed store,
-//! and a deterministic network simulator to measure what convergence costs.
+//! Anti-entropy for [`accordant`] CRDTs: a keyed store under a Merkle digest
+//! tree, a sans-IO session that converges two stores, and a deterministic
+//! network simulator to measure what convergence costs.
 //!
+//! - [`store`]: `Store<K, V>`, CRDT values under an incrementally maintained
+//!   Merkle digest tree.
+//! - [`session`]: the sans-IO anti-entropy `Session` (and [`session::sync_pair`]).
+//! - [`message`]: the versioned, bounded wire format; [`error`]: its errors.
 //! - [`digest`]: blake3 digests of keys and values, and the order-independent
 //!   aggregate (a sum modulo 2^128 with a count) that Merkle nodes hold.
 //! - [`tree`]: the Merkle digest tree over the key-hash space, maintained in
 //!   O(depth) per update.
 //! - [`sim`]: a discrete-event network simulator on virtual time with a
 //!   seeded RNG: latency, bandwidth, loss, duplication, reordering, partitions.
+//! - [`driver`]: a simulator node that runs sessions with its peers
+//!   periodically, with timeouts, retries and deduplication.
 
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod driver;
 pub mod error;
 pub mod message;
 pub mod session;
