@@ -133,6 +133,9 @@ pub enum Message {
 /// The work carried by one turn. Every list may be empty.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Turn {
+    /// The sender's turn number in this pass, from 0 (all chunks of a turn
+    /// share it): a replayed or reordered turn is refused, not answered.
+    pub seq: u32,
     /// Fingerprints of every descendant of a node at a deeper level.
     pub fps: SeqVec<Fingerprints>,
     /// The sender's items under a node: "here is what I have there".

@@ -181,6 +181,9 @@ pub struct Session<K, V> {
     messages: u32,
     /// The reply being built while a chunked turn arrives.
     pending: Turn,
+    /// Turns sent and received in this pass (their sequence numbers).
+    seq_sent: u32,
+    seq_received: u32,
     _types: core::marker::PhantomData<fn() -> (K, V)>,
 }
 
@@ -278,6 +281,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             turns: 0,
             messages: 0,
             pending: Turn::default(),
+            seq_sent: 0,
+            seq_received: 0,
             _types: core::marker::PhantomData,
         }
     }
@@ -328,6 +333,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     fn send_hello(&mut self, store: &Store<K, V>) {
         self.turns = 0;
         self.messages = 0;
+        self.seq_sent = 0;
+        self.seq_received = 0;
         let msg = Message::Hello {
             pass: self.pass,
             root: *store.root_digest().as_bytes(),
@@ -390,6 +397,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 self.stats.passes = pass + 1;
                 self.turns = 1;
                 self.messages = 1;
+                self.seq_sent = 0;
+                self.seq_received = 0;
                 self.pending = Turn::default();
                 if root == mine {
                     self.send(&Message::Verified { root: mine });
@@ -402,6 +411,9 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 Ok(())
             }
             (Phase::Running, Message::Turn(turn)) => {
+                if turn.seq != self.seq_received {
+                    return Err(SyncError::Unexpected("turn out of sequence"));
+                }
                 let their_root = turn.root;
                 let more = turn.more;
                 let work = self.decode_work(turn)?;
@@ -410,6 +422,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 if more {
                     return Ok(());
                 }
+                self.seq_received += 1;
                 let reply = core::mem::take(&mut self.pending);
                 let now: RootBytes = *store.root_digest().as_bytes();
                 if reply.is_empty() && their_root == Some(now) {
@@ -471,7 +484,10 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                     last.root = Some(*store.root_digest().as_bytes());
                 }
             }
-            for c in chunks {
+            let seq = self.seq_sent;
+            self.seq_sent += 1;
+            for mut c in chunks {
+                c.seq = seq;
                 self.send(&Message::Turn(c));
             }
         }

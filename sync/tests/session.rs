@@ -224,3 +224,26 @@ fn the_winning_lww_value_travels_once() {
     assert!(sa.bytes_sent < 128, "{sa:?}");
     assert!(sb.bytes_sent < 256 + 128, "{sb:?}");
 }
+
+#[test]
+fn a_replayed_turn_is_refused_not_answered() {
+    let (mut a, _) = counters(3000, 41);
+    let mut b = a.clone();
+    let _ = a.update(5, |c| c.inc(r(9), 1));
+    let _ = b.update(6, |c| c.inc(r(8), 1));
+    let mut sa = Session::initiate(&a, SessionConfig::default());
+    let mut sb = Session::respond(SessionConfig::default());
+    let hello = sa.poll_transmit().unwrap();
+    sb.handle(&mut b, &hello).unwrap();
+    let turn = sb.poll_transmit().unwrap();
+    sa.handle(&mut a, &turn).unwrap();
+    assert!(sa.poll_transmit().is_some(), "the first copy is answered");
+    let root = a.root_digest();
+    let err = sa.handle(&mut a, &turn).unwrap_err();
+    assert_eq!(
+        err,
+        accordant_sync::error::SyncError::Unexpected("turn out of sequence")
+    );
+    assert!(sa.poll_transmit().is_none(), "the replay is not answered");
+    assert_eq!(a.root_digest(), root);
+}
