@@ -30,7 +30,13 @@ fn tagged<T: Canonical>(tag: u8, v: &T) -> Vec<u8> {
 
 fn main() {
     let root = Path::new("corpus");
-    for t in ["decode_state", "decode_message", "crdt_ops", "session"] {
+    for t in [
+        "decode_state",
+        "decode_message",
+        "crdt_ops",
+        "session",
+        "store_sync",
+    ] {
         fs::create_dir_all(root.join(t)).expect("corpus dir");
     }
     let dir = root.join("decode_state");
@@ -100,6 +106,7 @@ fn main() {
     {
         write(&root.join("crdt_ops"), &format!("seed{i}"), seed);
         write(&root.join("session"), &format!("seed{i}"), seed);
+        write(&root.join("store_sync"), &format!("seed{i}"), seed);
     }
     println!("seed corpora written under {}", root.display());
 }
