@@ -1,165 +1,1073 @@
-//! Two regions take writes, a partition splits the brain, the partition
-//! heals and both converge — no write lost.
+//! Three regions, real sockets, a split brain, a heal: converged, no write
+//! lost.
 //!
-//! Run with `cargo run --release --example active_active`.
+//! ```text
+//! cargo run --release --example active_active
+//! cargo run --release --example active_active -- --help
+//! ```
 //!
-//! Each region holds a page view counter (`PNCounter`), a shopping cart
-//! (`ShoppingCart`), the user's address as an `LwwRegister` (the seed
-//! article's "last writer wins: loses data silently") and the same address as
-//! an `MvRegister` (keeps both concurrent writes so the application can see the
-//! conflict). While connected, every write's delta is shipped to the other
-//! region; during the partition the deltas queue up; on heal each region ships
-//! the minimal delta the other lacks.
+//! Starts EU, US-East and AP-South as `accordant_sync::net` nodes on
+//! loopback TCP in this process, each dialing the others through a
+//! user-space proxy that adds the seed article's cross-region latency
+//! (80–120 ms round trips) and can cut links. Simulated users write to
+//! their nearest region: page-view and like counters (`PNCounter`),
+//! shopping carts (`ShoppingCart`, one per user plus a family cart shared
+//! across regions), and profiles both as `LwwRegister` and as
+//! `MvRegister`. Every write is acknowledged as soon as the local region
+//! applied it, and recorded in a ledger.
+//!
+//! While connected, each write's delta goes straight to the other regions;
+//! anti-entropy sessions (Merkle digests) run on every connect and
+//! periodically. Then AP-South is cut off: both sides keep taking writes
+//! (split brain; Alice changes her address on both sides). The partition
+//! heals; the regions reconnect, anti-entropy ships what each side lacks,
+//! and the demo measures when every region holds every write made before
+//! the heal. Writes stop; all roots become equal; the ledger is checked
+//! against every region: no acknowledged increment or cart addition lost.
+//! The program exits non-zero if anything did not converge.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use accordant::{
-    codec, Decompose, HlcClock, Lattice, LwwRegister, ManualClock, MvRegister, PNCounter,
-    ReplicaId, ShoppingCart,
+    HlcClock, LwwRegister, MvRegister, PNCounter, ReplicaId, ShoppingCart, SystemClock,
 };
+use accordant_sync::net::proxy::{LinkSpec, Proxy};
+use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+use accordant_sync::session::SessionStats;
+use accordant_sync::store::{Store, StoreKey, StoreValue};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-/// Everything one region stores.
-#[derive(Clone, Default, PartialEq, Debug)]
+const HELP: &str = "\
+active_active: three regions on loopback TCP, a split brain, a heal.
+
+options:
+  --regions LIST      comma-separated regions (default eu,us-east,ap-south;
+                      also us-west, sa-east, ap-northeast, or any name)
+  --duration SECS     how long users write (default 20)
+  --rate N            writes per second per region (default 40)
+  --partition SECS    how long the partition lasts; 0 for none (default 7)
+  --partition-at SECS when it starts (default 5)
+  --isolate NAME      the region cut off (default: the last one)
+  --seed N            seed of the simulated users (default 7)
+  --quiet             no progress line
+";
+
+struct Options {
+    regions: Vec<String>,
+    duration: f64,
+    rate: f64,
+    partition: f64,
+    partition_at: f64,
+    isolate: Option<String>,
+    seed: u64,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        regions: vec!["eu".into(), "us-east".into(), "ap-south".into()],
+        duration: 20.0,
+        rate: 40.0,
+        partition: 7.0,
+        partition_at: 5.0,
+        isolate: None,
+        seed: 7,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--help" | "-h" => return Err(String::new()),
+            "--quiet" => o.quiet = true,
+            "--regions" => {
+                o.regions = value()?
+                    .split(',')
+                    .map(|s| s.trim().to_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "--duration" => o.duration = num(value()?)?,
+            "--rate" => o.rate = num(value()?)?,
+            "--partition" => o.partition = num(value()?)?,
+            "--partition-at" => o.partition_at = num(value()?)?,
+            "--isolate" => o.isolate = Some(value()?.to_lowercase()),
+            "--seed" => o.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if o.regions.len() < 2 {
+        return Err("at least two regions".into());
+    }
+    let mut sorted = o.regions.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != o.regions.len() {
+        return Err("a region is listed twice".into());
+    }
+    if let Some(i) = &o.isolate {
+        if !o.regions.contains(i) {
+            return Err(format!("--isolate {i}: not one of the regions"));
+        }
+    }
+    if !(o.duration > 0.0 && o.rate > 0.0 && o.partition >= 0.0 && o.partition_at >= 0.0) {
+        return Err("durations and rate must be positive".into());
+    }
+    if o.partition > 0.0 && o.partition_at + o.partition > o.duration {
+        return Err("the partition must heal before the writes stop (--partition-at + --partition <= --duration)".into());
+    }
+    Ok(o)
+}
+
+fn display(key: &str) -> String {
+    match key {
+        "eu" => "EU".into(),
+        "us-east" => "US-East".into(),
+        "us-west" => "US-West".into(),
+        "ap-south" => "AP-South".into(),
+        "ap-northeast" => "AP-Northeast".into(),
+        "sa-east" => "SA-East".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Round trips between regions, within the seed article's 80–120 ms.
+fn rtt(a: &str, b: &str) -> Duration {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    Duration::from_millis(match (x, y) {
+        ("eu", "us-east") => 80,
+        ("ap-south", "eu") => 110,
+        ("ap-south", "us-east") => 120,
+        ("us-east", "us-west") => 80,
+        ("eu", "us-west") => 120,
+        _ => 100,
+    })
+}
+
+fn city(key: &str) -> [&'static str; 2] {
+    match key {
+        "eu" => ["Paris", "Berlin"],
+        "us-east" => ["New York", "Boston"],
+        "us-west" => ["Seattle", "San Francisco"],
+        "ap-south" => ["Mumbai", "Delhi"],
+        "ap-northeast" => ["Tokyo", "Seoul"],
+        "sa-east" => ["São Paulo", "Rio"],
+        _ => ["Springfield", "Shelbyville"],
+    }
+}
+
+const ITEMS: [&str; 6] = ["book", "mug", "pen", "lamp", "tea", "socks"];
+const USERS_PER_REGION: usize = 8;
+const ALICE: &str = "profile:alice";
+
+/// One region: a node with four stores.
 struct Region {
-    views: PNCounter,
-    cart: ShoppingCart<String>,
-    address_lww: LwwRegister<String>,
-    address_mv: MvRegister<String>,
+    key: String,
+    name: String,
+    node: Node,
+    counters: Channel<String, PNCounter>,
+    carts: Channel<String, ShoppingCart<String>>,
+    lww: Channel<String, LwwRegister<String>>,
+    mv: Channel<String, MvRegister<String>>,
+    replica: ReplicaId,
+    hlc: Mutex<HlcClock>,
+    addr: SocketAddr,
 }
 
 impl Region {
-    fn join(&mut self, other: &Region) {
-        self.views.join(&other.views);
-        self.cart.join(&other.cart);
-        self.address_lww.join(&other.address_lww);
-        self.address_mv.join(&other.address_mv);
-    }
-
-    /// The minimal delta `other` lacks from `self`, and its encoded size.
-    fn delta_for(&self, other: &Region) -> (Region, usize) {
-        let d = Region {
-            views: self.views.delta(&other.views),
-            cart: self.cart.delta(&other.cart),
-            address_lww: self.address_lww.delta(&other.address_lww),
-            address_mv: self.address_mv.delta(&other.address_mv),
-        };
-        let bytes = codec::encoded_len(&d.views)
-            + codec::encoded_len(&d.cart)
-            + codec::encoded_len(&d.address_lww)
-            + codec::encoded_len(&d.address_mv);
-        (d, bytes)
-    }
-
-    fn full_size(&self) -> usize {
-        codec::encoded_len(&self.views)
-            + codec::encoded_len(&self.cart)
-            + codec::encoded_len(&self.address_lww)
-            + codec::encoded_len(&self.address_mv)
-    }
-
-    fn show(&self, name: &str) {
-        let cart: Vec<String> = self.cart.items().map(|(i, q)| format!("{i}×{q}")).collect();
-        let mv: Vec<&String> = self.address_mv.values().collect();
-        println!(
-            "  {name:<8} views={:<4} cart=[{}] address(lww)={:?} address(mv)={:?}",
-            self.views.value(),
-            cart.join(", "),
-            self.address_lww.get(),
+    async fn start(i: usize, key: &str, seed: u64) -> std::io::Result<Region> {
+        let config = NodeConfig::new(i as u64 + 1, display(key))
+            .with_ae_interval(Duration::from_secs(2))
+            .with_keepalive(Duration::from_millis(250), Duration::from_millis(1500))
+            .with_timeouts(
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_secs(5),
+            )
+            .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
+            .with_seed(seed ^ (i as u64 + 1));
+        let mut b = NodeBuilder::new(config);
+        let err = |e: accordant_sync::snapshot::SnapshotError| std::io::Error::other(e.to_string());
+        let counters = b.channel("counters").map_err(err)?;
+        let carts = b.channel("carts").map_err(err)?;
+        let lww = b.channel("profiles-lww").map_err(err)?;
+        let mv = b.channel("profiles-mv").map_err(err)?;
+        let node = b.start();
+        let addr = node.listen("127.0.0.1:0".parse().expect("addr")).await?;
+        Ok(Region {
+            key: key.to_string(),
+            name: display(key),
+            node,
+            counters,
+            carts,
+            lww,
             mv,
+            replica: ReplicaId::from_u128(0xACC0_0000 + i as u128),
+            hlc: Mutex::new(HlcClock::new(5_000)),
+            addr,
+        })
+    }
+
+    /// Writes a profile both ways: last-writer-wins and multi-value.
+    fn write_profile(&self, key: &str, value: &str) {
+        let mut hlc = self.hlc.lock().expect("hlc");
+        let _ = self
+            .lww
+            .update(key.to_string(), |r| {
+                r.write(self.replica, value.to_string(), &mut hlc, &SystemClock)
+            })
+            .expect("clock");
+        let _ = self
+            .mv
+            .update(key.to_string(), |r| {
+                r.write(self.replica, value.to_string())
+            })
+            .expect("mv write");
+    }
+
+    /// One digest for the region, for display: its four root digests
+    /// folded together (equal stores, equal digests).
+    fn digest(&self) -> String {
+        let mut folded = [0u8; 4];
+        for (n, d) in self.node.roots().iter().enumerate() {
+            for (f, b) in folded.iter_mut().zip(d.as_ref()) {
+                *f ^= b.rotate_left(n as u32);
+            }
+        }
+        folded.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn state(&self) -> RegionState {
+        RegionState {
+            counters: self.counters.snapshot_store(),
+            carts: self.carts.snapshot_store(),
+            lww: self.lww.snapshot_store(),
+            mv: self.mv.snapshot_store(),
+        }
+    }
+
+    /// Whether this region holds everything `then` held.
+    fn includes(&self, then: &RegionState) -> bool {
+        includes(&self.counters, &then.counters)
+            && includes(&self.carts, &then.carts)
+            && includes(&self.lww, &then.lww)
+            && includes(&self.mv, &then.mv)
+    }
+}
+
+struct RegionState {
+    counters: Store<String, PNCounter>,
+    carts: Store<String, ShoppingCart<String>>,
+    lww: Store<String, LwwRegister<String>>,
+    mv: Store<String, MvRegister<String>>,
+}
+
+fn includes<K, V>(now: &Channel<K, V>, then: &Store<K, V>) -> bool
+where
+    K: StoreKey + Send + 'static,
+    V: StoreValue + Send + 'static,
+{
+    now.read(|s| then.iter().all(|(k, v)| s.get(k).is_some_and(|x| v.leq(x))))
+}
+
+/// Every acknowledged write, to check the regions against.
+#[derive(Default)]
+struct Ledger {
+    counters: BTreeMap<String, i128>,
+    /// Expected quantity per (cart, item): carts other than the family
+    /// cart have a single writer, so a removal observes every earlier add.
+    carts: BTreeMap<(String, String), u64>,
+    /// Single-writer profiles: the last value written.
+    profiles: BTreeMap<String, String>,
+    writes: Vec<u64>,
+    partition_writes: Vec<u64>,
+}
+
+/// One simulated user action at region `r`.
+fn act(
+    r: &Region,
+    i: usize,
+    rng: &mut ChaCha8Rng,
+    ledger: &Mutex<Ledger>,
+    partitioned: bool,
+    n: u64,
+) {
+    let user = format!("{}-{}", r.key, rng.gen_range(1..=USERS_PER_REGION));
+    let roll = rng.gen_range(0..100);
+    let mut l = ledger.lock().expect("ledger");
+    if roll < 45 {
+        let page = ["views:/home", "views:/product/42", "views:/cart"][rng.gen_range(0..3)];
+        let _ = r
+            .counters
+            .update(page.to_string(), |c| c.add(r.replica, 1))
+            .expect("counter");
+        *l.counters.entry(page.to_string()).or_default() += 1;
+    } else if roll < 50 {
+        let d: i64 = if rng.gen_bool(0.7) { 1 } else { -1 };
+        let _ = r
+            .counters
+            .update("likes:post-7".into(), |c| c.add(r.replica, d))
+            .expect("likes");
+        *l.counters.entry("likes:post-7".into()).or_default() += i128::from(d);
+    } else if roll < 85 {
+        let item = ITEMS[rng.gen_range(0..ITEMS.len())].to_string();
+        let family = rng.gen_bool(0.25);
+        let cart = if family {
+            "cart:family".to_string()
+        } else {
+            format!("cart:{user}")
+        };
+        if !family && rng.gen_bool(0.15) {
+            let _ = r
+                .carts
+                .update(cart.clone(), |c| Ok::<_, ()>(c.remove_item(&item)));
+            l.carts.insert((cart, item), 0);
+        } else {
+            let qty = rng.gen_range(1..=2);
+            let _ = r
+                .carts
+                .update(cart.clone(), |c| c.add(r.replica, item.clone(), qty))
+                .expect("cart");
+            *l.carts.entry((cart, item)).or_default() += qty;
+        }
+    } else {
+        let value = format!("{} #{n}", city(&r.key)[rng.gen_range(0..2)]);
+        let key = format!("profile:{user}");
+        r.write_profile(&key, &value);
+        l.profiles.insert(key, value);
+    }
+    l.writes[i] += 1;
+    if partitioned {
+        l.partition_writes[i] += 1;
+    }
+}
+
+async fn writer(
+    regions: Arc<Vec<Region>>,
+    i: usize,
+    rate: f64,
+    until: Instant,
+    seed: u64,
+    ledger: Arc<Mutex<Ledger>>,
+    partitioned: Arc<AtomicBool>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(31).wrapping_add(i as u64));
+    let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n = 0u64;
+    loop {
+        t.tick().await;
+        if Instant::now() >= until {
+            return;
+        }
+        n += 1;
+        act(
+            &regions[i],
+            i,
+            &mut rng,
+            &ledger,
+            partitioned.load(Ordering::Relaxed),
+            n,
         );
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (eu_id, us_id) = (ReplicaId::from_u128(0xE0), ReplicaId::from_u128(0x05));
-    let wall = ManualClock::new(1_700_000_000_000);
-    let (mut eu_clock, mut us_clock) = (HlcClock::new(5_000), HlcClock::new(5_000));
-    let (mut eu, mut us) = (Region::default(), Region::default());
-
-    println!("t=0s    connected: every write's delta is shipped at once");
-    let mut shipped = 0usize;
-    for _ in 0..3 {
-        let d = eu.views.add(eu_id, 1)?;
-        shipped += codec::encoded_len(&d);
-        us.views.join(&d);
+fn kb(bytes: u64) -> String {
+    if bytes >= 10 << 20 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1e3)
     }
-    let d = us.cart.add(us_id, "book".to_string(), 1)?;
-    shipped += codec::encoded_len(&d);
-    eu.cart.join(&d);
-    let d = eu.cart.add(eu_id, "pen".to_string(), 2)?;
-    shipped += codec::encoded_len(&d);
-    us.cart.join(&d);
-    println!(
-        "        {shipped} bytes of deltas shipped; regions equal: {}",
-        eu == us
-    );
-    eu.show("EU");
-    us.show("US-East");
+}
 
-    println!("t=10s   PARTITION: EU and US-East cannot talk; both keep taking writes");
-    wall.advance(10_000);
-    for _ in 0..5 {
-        let _ = eu.views.add(eu_id, 1)?;
-    }
-    for _ in 0..7 {
-        let _ = us.views.add(us_id, 1)?;
-    }
-    let _ = eu.cart.remove_item(&"book".to_string()); // EU user removes the book...
-    let _ = us.cart.add(us_id, "book".to_string(), 1)?; // ...while US adds another copy
-    let _ = us.cart.add(us_id, "mug".to_string(), 1)?;
-    let _ = eu.cart.remove_item(&"pen".to_string()); // nobody else touches the pen
-    let _ = eu
-        .address_lww
-        .write(eu_id, "Rue de Rivoli 1, Paris".into(), &mut eu_clock, &wall)?;
-    let _ = eu
-        .address_mv
-        .write(eu_id, "Rue de Rivoli 1, Paris".into())?;
-    wall.advance(3);
-    let _ = us
-        .address_lww
-        .write(us_id, "5th Avenue 1, New York".into(), &mut us_clock, &wall)?;
-    let _ = us
-        .address_mv
-        .write(us_id, "5th Avenue 1, New York".into())?;
-    println!("        split brain: the regions disagree");
-    eu.show("EU");
-    us.show("US-East");
+struct Clock0(Instant);
 
-    wall.advance(60_000);
-    println!("t=70s   HEAL: each region ships the minimal delta the other lacks");
-    let (to_us, b1) = eu.delta_for(&us);
-    let (to_eu, b2) = us.delta_for(&eu);
-    eu.join(&to_eu);
-    us.join(&to_us);
-    println!(
-        "        {b1} + {b2} bytes shipped (full states would be {} + {} bytes)",
-        eu.full_size(),
-        us.full_size()
-    );
-    eu.show("EU");
-    us.show("US-East");
-
-    let converged = eu == us
-        && codec::encode(&eu.cart) == codec::encode(&us.cart)
-        && codec::encode(&eu.views) == codec::encode(&us.views);
-    println!("\nconverged: {converged}");
-    println!(
-        "- views: {} = 3 + 5 + 7, no increment lost",
-        eu.views.value()
-    );
-    println!(
-        "- cart: the book holds only the concurrent addition ({}), the pen stays removed ({}), the mug arrived",
-        eu.cart.quantity(&"book".to_string()),
-        eu.cart.quantity(&"pen".to_string()),
-    );
-    println!(
-        "- address(lww) kept one write and silently dropped the other: {:?}",
-        eu.address_lww.get()
-    );
-    println!(
-        "- address(mv) kept both; the application sees the conflict: {}",
-        eu.address_mv.is_conflicted()
-    );
-    if !converged {
-        return Err("regions did not converge".into());
+impl Clock0 {
+    fn stamp(&self) -> String {
+        format!("[{:>6.2}s]", self.0.elapsed().as_secs_f64())
     }
-    Ok(())
+}
+
+/// What the first anti-entropy sessions after the heal cost, per link.
+#[derive(Default, Clone)]
+struct HealSessions {
+    seen: Vec<String>,
+    printed: bool,
+    channels: usize,
+    bytes: u64,
+    max_round_trips: u64,
+    verified: usize,
+    longest: Duration,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum LinkState {
+    Down,
+    Up,
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("active_active: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(opts)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("active_active: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
+    let n = o.regions.len();
+    let isolated = match &o.isolate {
+        Some(k) => o.regions.iter().position(|r| r == k).unwrap_or(n - 1),
+        None => n - 1,
+    };
+    let mut rs = Vec::new();
+    for (i, k) in o.regions.iter().enumerate() {
+        rs.push(Region::start(i, k, o.seed).await?);
+    }
+    let regions = Arc::new(rs);
+    let clock = Clock0(Instant::now());
+
+    println!("accordant: {n} regions, active-active over loopback TCP, through a delaying proxy\n");
+    let proxy = Proxy::new(o.seed);
+    let mut label_link: HashMap<String, (usize, usize)> = HashMap::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let (a, b) = (&regions[i], &regions[j]);
+            let via = proxy
+                .add_link(
+                    &a.key,
+                    &b.key,
+                    "127.0.0.1:0".parse()?,
+                    b.addr,
+                    LinkSpec::rtt(rtt(&a.key, &b.key)),
+                )
+                .await?;
+            label_link.insert(via.to_string(), (i, j));
+            println!(
+                "{} link {} ⇄ {}: {} ms round trip (proxy {via} → {})",
+                clock.stamp(),
+                a.name,
+                b.name,
+                rtt(&a.key, &b.key).as_millis(),
+                b.addr
+            );
+            a.node.dial(via);
+        }
+    }
+
+    // Every node's events, in one stream.
+    let (tx, mut events) = mpsc::unbounded_channel::<(usize, NodeEvent)>();
+    for (i, r) in regions.iter().enumerate() {
+        let mut rx = r.node.events();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = rx.recv().await {
+                if tx.send((i, e)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let link_count = n * (n - 1) / 2;
+    let mut links: BTreeMap<(usize, usize), LinkState> = BTreeMap::new();
+    let mut failing: BTreeMap<(usize, usize), bool> = BTreeMap::new();
+    let pair = |a: usize, b: usize| if a < b { (a, b) } else { (b, a) };
+
+    // Phase 0: connect.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while links.values().filter(|s| **s == LinkState::Up).count() < link_count {
+        let Ok(Some((i, e))) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            return Err("the regions did not connect".into());
+        };
+        if let NodeEvent::Connected {
+            peer, dialed: true, ..
+        } = e
+        {
+            let j = peer.0 as usize - 1;
+            links.insert(pair(i, j), LinkState::Up);
+            println!(
+                "{} {} ⇄ {} connected",
+                clock.stamp(),
+                regions[i].name,
+                regions[j].name
+            );
+        }
+    }
+    println!(
+        "{} all {link_count} links up; users start writing to their nearest region ({} writes/s per region)",
+        clock.stamp(),
+        o.rate
+    );
+
+    let ledger = Arc::new(Mutex::new(Ledger {
+        writes: vec![0; n],
+        partition_writes: vec![0; n],
+        ..Ledger::default()
+    }));
+    let partitioned = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let secs = Duration::from_secs_f64;
+    let writes_end = t0 + secs(o.duration);
+    let mut writers = Vec::new();
+    for i in 0..n {
+        writers.push(tokio::spawn(writer(
+            Arc::clone(&regions),
+            i,
+            o.rate,
+            writes_end,
+            o.seed,
+            Arc::clone(&ledger),
+            Arc::clone(&partitioned),
+        )));
+    }
+    let has_partition = o.partition > 0.0;
+    let cut_at = t0 + secs(o.partition_at);
+    let heal_at = cut_at + secs(o.partition);
+    let other = if isolated == 0 { 1 } else { 0 };
+    let iso = &regions[isolated];
+
+    // Alice's address: once before the split, then on both sides of it.
+    tokio::time::sleep_until(t0 + secs(o.partition_at.min(1.0) / 2.0)).await;
+    regions[other].write_profile(ALICE, "London, Old Street");
+    println!(
+        "{} Alice (at home in {}) sets her address: London, Old Street",
+        clock.stamp(),
+        regions[other].name
+    );
+
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = tokio::time::interval(if tty {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    });
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut monitor = tokio::time::interval(Duration::from_millis(5));
+    monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut settle = tokio::time::interval(Duration::from_millis(5));
+    settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Debug)]
+    enum Phase {
+        Connected,
+        Partitioned,
+        AliceEu,
+        AliceAp,
+        Healed,
+        Stopped,
+    }
+    let mut phase = Phase::Connected;
+    let mut healed_at: Option<Instant> = None;
+    let mut heal_states: Vec<RegionState> = Vec::new();
+    let mut caught_up: Vec<Option<Duration>> = vec![None; n];
+    let mut heal_sessions: BTreeMap<(usize, usize), HealSessions> = BTreeMap::new();
+    let mut reconnected: BTreeMap<(usize, usize), Duration> = BTreeMap::new();
+    let mut stats_at_heal: Vec<NodeStats> = Vec::new();
+    let mut stats_at_catch_up: Option<Vec<NodeStats>> = None;
+    let mut converged_after: Option<Duration> = None;
+    let settle_deadline = writes_end + Duration::from_secs(20);
+    let channels_per_link = 4;
+    let progress_drawn = AtomicU64::new(0);
+
+    loop {
+        let next_phase = match phase {
+            Phase::Connected if has_partition => cut_at,
+            Phase::Partitioned => cut_at + secs(o.partition * 0.3),
+            Phase::AliceEu => cut_at + secs(o.partition * 0.6),
+            Phase::AliceAp => heal_at,
+            Phase::Connected | Phase::Healed => writes_end,
+            Phase::Stopped => settle_deadline,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_phase) => {
+                if progress_drawn.swap(0, Ordering::Relaxed) == 1 {
+                    eprint!("\r\x1b[2K");
+                }
+                match phase {
+                    Phase::Connected if has_partition => {
+                        proxy.isolate(&iso.key);
+                        partitioned.store(true, Ordering::Relaxed);
+                        let rest: Vec<&str> = regions.iter().filter(|r| r.key != iso.key).map(|r| r.name.as_str()).collect();
+                        println!(
+                            "{} PARTITION: {} is cut off from {}; every region keeps taking writes (split brain)",
+                            clock.stamp(), iso.name, rest.join(", ")
+                        );
+                        phase = Phase::Partitioned;
+                    }
+                    Phase::Partitioned => {
+                        regions[other].write_profile(ALICE, "Paris, Rue de Rivoli");
+                        println!("{} Alice moves: writes 'Paris, Rue de Rivoli' in {}", clock.stamp(), regions[other].name);
+                        phase = Phase::AliceEu;
+                    }
+                    Phase::AliceEu => {
+                        iso.write_profile(ALICE, "Mumbai, MG Road");
+                        println!(
+                            "{} ...and, concurrently, 'Mumbai, MG Road' in {} (it cannot see the other write)",
+                            clock.stamp(), iso.name
+                        );
+                        phase = Phase::AliceAp;
+                    }
+                    Phase::AliceAp => {
+                        let pw = ledger.lock().expect("ledger").partition_writes.clone();
+                        let digests: Vec<String> = regions.iter().map(|r| format!("{} {}", r.name, r.digest())).collect();
+                        let pw_iso = pw[isolated];
+                        let pw_rest: u64 = pw.iter().sum::<u64>() - pw_iso;
+                        println!(
+                            "{} split brain: {} took {pw_iso} writes, the others {pw_rest}, during the partition; roots: {}",
+                            clock.stamp(), iso.name, digests.join(", ")
+                        );
+                        heal_states = regions.iter().map(Region::state).collect();
+                        stats_at_heal = regions.iter().map(|r| r.node.stats()).collect();
+                        proxy.heal_all();
+                        partitioned.store(false, Ordering::Relaxed);
+                        healed_at = Some(Instant::now());
+                        println!("{} HEAL: the links are back", clock.stamp());
+                        phase = Phase::Healed;
+                    }
+                    Phase::Connected | Phase::Healed => {
+                        let total: u64 = ledger.lock().expect("ledger").writes.iter().sum();
+                        println!("{} writes stop: {total} writes acknowledged in all", clock.stamp());
+                        phase = Phase::Stopped;
+                    }
+                    Phase::Stopped => {
+                        println!("{} gave up waiting for convergence", clock.stamp());
+                        break;
+                    }
+                }
+            }
+            Some((i, e)) = events.recv() => {
+                let erase = || if progress_drawn.swap(0, Ordering::Relaxed) == 1 { eprint!("\r\x1b[2K"); };
+                match e {
+                    NodeEvent::Connected { peer, dialed: true, .. } => {
+                        let j = peer.0 as usize - 1;
+                        let l = pair(i, j);
+                        if links.insert(l, LinkState::Up) != Some(LinkState::Up) {
+                            erase();
+                            failing.remove(&l);
+                            let after = healed_at.map(|h| h.elapsed());
+                            if let Some(after) = after {
+                                reconnected.insert(l, after);
+                                println!(
+                                    "{} {} ⇄ {} reconnected ({} ms after the heal); anti-entropy starts",
+                                    clock.stamp(), regions[i].name, regions[j].name, after.as_millis()
+                                );
+                            } else {
+                                println!("{} {} ⇄ {} reconnected", clock.stamp(), regions[i].name, regions[j].name);
+                            }
+                        }
+                    }
+                    NodeEvent::Disconnected { peer, reason, .. } => {
+                        let j = peer.0 as usize - 1;
+                        let l = pair(i, j);
+                        if links.insert(l, LinkState::Down) == Some(LinkState::Up) {
+                            erase();
+                            println!(
+                                "{} {} ⇄ {} connection lost ({}: {reason})",
+                                clock.stamp(), regions[l.0].name, regions[l.1].name, regions[i].name
+                            );
+                        }
+                    }
+                    NodeEvent::ConnectFailed { addr, error, .. } => {
+                        if let Some(&l) = label_link.get(&addr) {
+                            if !failing.insert(l, true).unwrap_or(false) {
+                                erase();
+                                println!(
+                                    "{} {} → {}: reconnect failed ({error}); retrying with backoff",
+                                    clock.stamp(), regions[l.0].name, regions[l.1].name
+                                );
+                            }
+                        }
+                    }
+                    NodeEvent::SessionCompleted { peer, channel, initiator: true, stats, elapsed } => {
+                        record_heal_session(&mut heal_sessions, &reconnected, pair(i, peer.0 as usize - 1), channel, stats, elapsed, true);
+                    }
+                    NodeEvent::SessionEnded { peer, channel, initiator: true, stats, elapsed, .. } => {
+                        record_heal_session(&mut heal_sessions, &reconnected, pair(i, peer.0 as usize - 1), channel, stats, elapsed, false);
+                    }
+                    _ => {}
+                }
+                for (l, h) in heal_sessions.iter_mut() {
+                    if h.channels == channels_per_link && !h.printed {
+                        erase();
+                        h.printed = true;
+                        println!(
+                            "{} anti-entropy {} ⇄ {} after the heal: {} stores, {} both ways, ≤ {} round trips, {} ms; {} of {} verified equal roots{}",
+                            clock.stamp(), regions[l.0].name, regions[l.1].name, h.channels, kb(h.bytes), h.max_round_trips,
+                            h.longest.as_millis(), h.verified, h.channels,
+                            if h.verified < h.channels { ", the others ended when new writes kept moving the roots (deltas carry those)" } else { "" }
+                        );
+                    }
+                }
+            }
+            _ = monitor.tick(), if healed_at.is_some() && caught_up.iter().any(Option::is_none) => {
+                let h = healed_at.expect("healed");
+                for (i, r) in regions.iter().enumerate() {
+                    if caught_up[i].is_none()
+                        && heal_states.iter().enumerate().all(|(j, s)| j == i || r.includes(s))
+                    {
+                        let after = h.elapsed();
+                        caught_up[i] = Some(after);
+                        if progress_drawn.swap(0, Ordering::Relaxed) == 1 { eprint!("\r\x1b[2K"); }
+                        println!(
+                            "{} {} caught up: it holds every write any region had before the heal ({} ms after the heal)",
+                            clock.stamp(), r.name, after.as_millis()
+                        );
+                    }
+                }
+                if caught_up.iter().all(Option::is_some) {
+                    stats_at_catch_up = Some(regions.iter().map(|r| r.node.stats()).collect());
+                }
+            }
+            _ = settle.tick(), if phase == Phase::Stopped => {
+                let first = regions[0].node.roots();
+                if regions.iter().all(|r| r.node.roots() == first) {
+                    let after = writes_end.elapsed();
+                    converged_after = Some(after);
+                    if progress_drawn.swap(0, Ordering::Relaxed) == 1 { eprint!("\r\x1b[2K"); }
+                    println!(
+                        "{} CONVERGED: all {n} regions hold equal roots ({}), {} ms after the last write",
+                        clock.stamp(), regions[0].digest(), after.as_millis()
+                    );
+                    break;
+                }
+            }
+            _ = progress.tick(), if !o.quiet => {
+                let stats: Vec<NodeStats> = regions.iter().map(|r| r.node.stats()).collect();
+                let writes: u64 = ledger.lock().expect("ledger").writes.iter().sum();
+                let sent: u64 = stats.iter().map(|s| s.bytes_sent).sum();
+                let deltas: u64 = stats.iter().map(|s| s.deltas_sent).sum();
+                let dropped: u64 = stats.iter().map(|s| s.deltas_dropped).sum();
+                let sessions: u64 = stats.iter().map(|s| s.sessions_initiated).sum();
+                let roots: Vec<String> = regions.iter().map(|r| format!("{} {}", r.name, &r.digest()[..4])).collect();
+                let line = format!(
+                    "  t={:>5.1}s  {:<11}  writes {writes:>5}  deltas {deltas:>5} ({dropped} dropped)  sessions {sessions:>3}  sent {:>9}  roots {}",
+                    t0.elapsed().as_secs_f64(),
+                    match phase {
+                        Phase::Connected => "connected",
+                        Phase::Partitioned | Phase::AliceEu | Phase::AliceAp => "PARTITIONED",
+                        Phase::Healed => "healed",
+                        Phase::Stopped => "settling",
+                    },
+                    kb(sent),
+                    roots.join(" ")
+                );
+                if tty {
+                    eprint!("\r\x1b[2K{line}");
+                    let _ = std::io::stderr().flush();
+                    progress_drawn.store(1, Ordering::Relaxed);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    if progress_drawn.swap(0, Ordering::Relaxed) == 1 {
+        eprint!("\r\x1b[2K");
+    }
+
+    // The verdict.
+    for w in writers {
+        w.abort();
+        let _ = w.await;
+    }
+    let ledger = Arc::try_unwrap(ledger).map_or_else(
+        |a| std::mem::take(&mut *a.lock().expect("ledger")),
+        |m| m.into_inner().expect("ledger"),
+    );
+    let stats: Vec<NodeStats> = regions.iter().map(|r| r.node.stats()).collect();
+    let converged = converged_after.is_some();
+    print_tables(&regions, &stats, &caught_up);
+    let mut ok = converged;
+
+    println!();
+    if has_partition {
+        let slowest = caught_up.iter().flatten().max().copied();
+        match slowest {
+            Some(s) => {
+                let (link, reconnect) = reconnected
+                    .iter()
+                    .max_by_key(|(_, d)| **d)
+                    .map_or(((0, 1), Duration::ZERO), |(l, d)| (*l, *d));
+                let ae = s.saturating_sub(reconnect);
+                let link_rtt = rtt(&regions[link.0].key, &regions[link.1].key);
+                println!(
+                    "time to converge after the heal: {} ms (until every region held every write made before the heal):\n  {} ms to reconnect (the dialers' backoff while the link was down), then {} ms of anti-entropy ≈ {:.1} round trips of the {} ms link",
+                    s.as_millis(),
+                    reconnect.as_millis(),
+                    ae.as_millis(),
+                    ae.as_secs_f64() / link_rtt.as_secs_f64(),
+                    link_rtt.as_millis()
+                );
+            }
+            None => {
+                println!("time to converge after the heal: NOT REACHED");
+                ok = false;
+            }
+        }
+        if let Some(after) = &stats_at_catch_up {
+            let sent: u64 = after
+                .iter()
+                .zip(&stats_at_heal)
+                .map(|(a, b)| a.bytes_sent - b.bytes_sent)
+                .sum();
+            let ae: u64 = after
+                .iter()
+                .zip(&stats_at_heal)
+                .map(|(a, b)| a.session_bytes_sent - b.session_bytes_sent)
+                .sum();
+            let rt = heal_sessions
+                .values()
+                .map(|h| h.max_round_trips)
+                .max()
+                .unwrap_or(0);
+            println!(
+                "  from heal to caught up: {} sent by all regions, {} of it anti-entropy (the rest: new writes' deltas, keepalives);\n  the catch-up sessions ran ≤ {rt} round trips (up to 3 passes, as new writes kept moving the roots)",
+                kb(sent),
+                kb(ae)
+            );
+        }
+    }
+    if let Some(c) = converged_after {
+        println!("all roots equal {} ms after the last write", c.as_millis());
+    }
+    let sent: u64 = stats.iter().map(|s| s.bytes_sent).sum();
+    let delta_bytes: u64 = stats.iter().map(|s| s.delta_bytes_sent).sum();
+    let ae_bytes: u64 = stats.iter().map(|s| s.session_bytes_sent).sum();
+    let rts: u64 = stats.iter().map(|s| s.round_trips).sum();
+    let writes: u64 = ledger.writes.iter().sum();
+    println!(
+        "traffic: {} sent in all for {writes} writes ({} deltas, {} anti-entropy, {} round trips of anti-entropy); {} crossed the proxy",
+        kb(sent),
+        kb(delta_bytes),
+        kb(ae_bytes),
+        rts,
+        kb(proxy.stats().iter().map(|l| l.bytes).sum())
+    );
+
+    println!("\nchecks against the ledger of acknowledged writes, in every region:");
+    ok &= check(&regions, &ledger);
+    ok &= check_alice(&regions, has_partition);
+
+    for r in Arc::try_unwrap(regions).map_err(|_| "regions still shared")? {
+        r.node.shutdown().await?;
+    }
+    proxy.shutdown().await;
+    println!(
+        "\n{}",
+        if ok {
+            "converged; no acknowledged write lost"
+        } else {
+            "FAILED"
+        }
+    );
+    Ok(ok)
+}
+
+fn record_heal_session(
+    heal: &mut BTreeMap<(usize, usize), HealSessions>,
+    reconnected: &BTreeMap<(usize, usize), Duration>,
+    link: (usize, usize),
+    channel: String,
+    stats: SessionStats,
+    elapsed: Duration,
+    verified: bool,
+) {
+    if !reconnected.contains_key(&link) {
+        return;
+    }
+    let h = heal.entry(link).or_default();
+    if h.seen.contains(&channel) {
+        return;
+    }
+    h.seen.push(channel);
+    h.channels += 1;
+    h.bytes += stats.bytes_sent + stats.bytes_received;
+    h.max_round_trips = h.max_round_trips.max(stats.round_trips());
+    h.longest = h.longest.max(elapsed);
+    if verified {
+        h.verified += 1;
+    }
+}
+
+fn print_tables(regions: &[Region], stats: &[NodeStats], caught_up: &[Option<Duration>]) {
+    println!();
+    println!(
+        "{:<9} {:>6} {:>6} {:>6}  {:<24} {:<22} Alice (MV)",
+        "region", "views", "likes", "carts", "family cart", "Alice (LWW)"
+    );
+    for r in regions {
+        let views: i128 = r.counters.read(|s| {
+            s.iter()
+                .filter(|(k, _)| k.starts_with("views:"))
+                .map(|(_, c)| c.value())
+                .sum()
+        });
+        let likes = r
+            .counters
+            .get(&"likes:post-7".into())
+            .map_or(0, |c| c.value());
+        let carts = r.carts.read(|s| s.len());
+        let family = r.carts.get(&"cart:family".into()).unwrap_or_default();
+        let units: u64 = family.items().map(|(_, q)| q).sum();
+        let lww = r
+            .lww
+            .get(&ALICE.into())
+            .and_then(|l| l.get().cloned())
+            .unwrap_or_default();
+        let mut mv: Vec<String> =
+            r.mv.get(&ALICE.into())
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+        mv.sort();
+        println!(
+            "{:<9} {:>6} {:>6} {:>6}  {:<24} {:<22} {}",
+            r.name,
+            views,
+            likes,
+            carts,
+            format!("{} items, {} units", family.len(), units),
+            lww,
+            mv.join(" | ")
+        );
+    }
+    println!();
+    println!(
+        "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20}",
+        "region",
+        "root",
+        "bytes sent",
+        "deltas sent",
+        "dropped",
+        "AE sessions",
+        "verified",
+        "round trips",
+        "converged after heal"
+    );
+    for ((r, s), c) in regions.iter().zip(stats).zip(caught_up) {
+        println!(
+            "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20}",
+            r.name,
+            r.digest(),
+            kb(s.bytes_sent),
+            s.deltas_sent,
+            s.deltas_dropped,
+            s.sessions_initiated + s.sessions_responded,
+            s.sessions_completed,
+            s.round_trips,
+            c.map_or("—".to_string(), |d| format!("{} ms", d.as_millis()))
+        );
+    }
+}
+
+fn check(regions: &[Region], l: &Ledger) -> bool {
+    let mut ok = true;
+    let incs: i128 = l.counters.values().sum();
+    let counters_ok = regions.iter().all(|r| {
+        l.counters
+            .iter()
+            .all(|(k, v)| r.counters.get(k).map_or(0, |c| c.value()) == *v)
+    });
+    println!(
+        "  {} counters: in every region, each of the {} counters equals the sum of its acknowledged increments and decrements (net {incs} in all)",
+        mark(counters_ok),
+        l.counters.len()
+    );
+    ok &= counters_ok;
+    let adds = l.carts.len();
+    let carts_ok = regions.iter().all(|r| {
+        l.carts
+            .iter()
+            .all(|((cart, item), q)| r.carts.get(cart).map_or(0, |c| c.quantity(item)) == *q)
+    });
+    let family: u64 = l
+        .carts
+        .iter()
+        .filter(|((c, _), _)| c == "cart:family")
+        .map(|(_, q)| q)
+        .sum();
+    println!(
+        "  {} carts: all {adds} (cart, item) quantities match the acknowledged adds and removes; the family cart, written from every region, holds all {family} units",
+        mark(carts_ok)
+    );
+    ok &= carts_ok;
+    let profiles_ok = regions.iter().all(|r| {
+        l.profiles.iter().all(|(k, v)| {
+            r.lww.get(k).and_then(|x| x.get().cloned()).as_ref() == Some(v)
+                && r.mv.get(k).is_some_and(|m| m.values().eq([v]))
+        })
+    });
+    println!(
+        "  {} profiles: each of the {} single-writer profiles shows its last acknowledged write, as LWW and as MV",
+        mark(profiles_ok),
+        l.profiles.len()
+    );
+    ok && profiles_ok
+}
+
+fn check_alice(regions: &[Region], partitioned: bool) -> bool {
+    let lww = regions[0]
+        .lww
+        .get(&ALICE.into())
+        .and_then(|l| l.get().cloned());
+    let mut mv: Vec<String> = regions[0]
+        .mv
+        .get(&ALICE.into())
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    mv.sort();
+    if !partitioned {
+        return true;
+    }
+    let both = mv == ["Mumbai, MG Road", "Paris, Rue de Rivoli"];
+    let one = lww
+        .as_deref()
+        .is_some_and(|v| v == "Mumbai, MG Road" || v == "Paris, Rue de Rivoli");
+    println!(
+        "  {} Alice's concurrent addresses: LWW kept {:?} and silently dropped the other; MV kept both ({})",
+        mark(both && one),
+        lww.unwrap_or_default(),
+        mv.join(" | ")
+    );
+    both && one
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "ok  "
+    } else {
+        "FAIL"
+    }
 }

@@ -16,6 +16,11 @@
 //!   seeded RNG: latency, bandwidth, loss, duplication, reordering, partitions.
 //! - [`driver`]: a simulator node that runs sessions with its peers
 //!   periodically, with timeouts, retries and deduplication.
+//! - [`snapshot`]: atomic, checksummed, versioned snapshot files of stores.
+//! - `net` (feature `tokio`): the TCP transport — nodes that accept and dial
+//!   peers, push deltas while connected, run sessions on reconnect and
+//!   periodically, reconnect with backoff, snapshot and shut down
+//!   gracefully — and a delaying, cuttable proxy for tests and demos.
 
 #![forbid(unsafe_code)]
 
@@ -23,7 +28,10 @@ pub mod digest;
 pub mod driver;
 pub mod error;
 pub mod message;
+#[cfg(feature = "tokio")]
+pub mod net;
 pub mod session;
 pub mod sim;
+pub mod snapshot;
 pub mod store;
 pub mod tree;

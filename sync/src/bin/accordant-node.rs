@@ -1,0 +1,280 @@
+//! `accordant-node`: one replica as an OS process, driven line by line on
+//! standard input. The multi-process and network-namespace tests run
+//! several of them through the delaying proxy.
+//!
+//! ```text
+//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 [--snapshot FILE [--restore]]
+//!                [--ae-ms 1000] [--idle-ms 1500] [--ping-ms 300] [--handshake-ms 1000]
+//!                [--backoff-max-ms 500]
+//! ```
+//!
+//! The node holds two channels: `counters` (`Store<String, GCounter>`) and
+//! `sets` (`Store<String, OrSet<String>>`), and writes under a fresh replica
+//! id every time it starts (see `accordant_sync::snapshot`). It prints
+//! `LISTENING <addr>` once ready, then answers each command with one line:
+//!
+//! | command | answer |
+//! |---|---|
+//! | `dial <addr>` | `OK` (keeps reconnecting with backoff) |
+//! | `inc <key> <n>` | `OK` once applied: the increment is acknowledged |
+//! | `add <key> <elem>` | `OK` once applied |
+//! | `digest` | `DIGEST <hex>`: both channels' root digests |
+//! | `dump` | `DUMP <key>=<n> ... ; <key>=<e>,<e> ...` |
+//! | `peers` | `PEERS <n>` connected peers |
+//! | `snapshot` | `OK <bytes> <keys>` once the file is on disk |
+//! | `stats` | `STATS k=v ...` |
+//! | `quit` (or end of input) | `BYE` after a graceful shutdown |
+//!
+//! Errors answer `ERR <why>`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use accordant::{GCounter, OrSet};
+use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig};
+use accordant_sync::snapshot::new_incarnation_id;
+
+struct Args {
+    id: u64,
+    name: String,
+    listen: SocketAddr,
+    snapshot: Option<PathBuf>,
+    restore: bool,
+    ae: Duration,
+    idle: Duration,
+    ping: Duration,
+    handshake: Duration,
+    backoff_max: Duration,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        id: 0,
+        name: String::new(),
+        listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
+        snapshot: None,
+        restore: false,
+        ae: Duration::from_millis(1000),
+        idle: Duration::from_millis(1500),
+        ping: Duration::from_millis(300),
+        handshake: Duration::from_millis(1000),
+        backoff_max: Duration::from_millis(500),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--restore" {
+            a.restore = true;
+            continue;
+        }
+        let v = it.next().ok_or(format!("{flag} needs a value"))?;
+        let ms = || {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|e| format!("{flag}: {e}"))
+        };
+        match flag.as_str() {
+            "--id" => a.id = v.parse().map_err(|e| format!("--id: {e}"))?,
+            "--name" => a.name = v.clone(),
+            "--listen" => a.listen = v.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--snapshot" => a.snapshot = Some(PathBuf::from(&v)),
+            "--ae-ms" => a.ae = ms()?,
+            "--idle-ms" => a.idle = ms()?,
+            "--ping-ms" => a.ping = ms()?,
+            "--handshake-ms" => a.handshake = ms()?,
+            "--backoff-max-ms" => a.backoff_max = ms()?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if a.id == 0 {
+        return Err("--id is required (and not 0)".into());
+    }
+    if a.name.is_empty() {
+        a.name = format!("node-{}", a.id);
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("accordant-node: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = rt.block_on(run(args));
+    std::process::exit(code);
+}
+
+async fn run(args: Args) -> i32 {
+    let config = NodeConfig::new(args.id, args.name.clone())
+        .with_ae_interval(args.ae)
+        .with_keepalive(args.ping, args.idle)
+        .with_timeouts(
+            args.handshake,
+            args.handshake,
+            Duration::from_secs(3),
+            Duration::from_secs(5),
+        )
+        .with_backoff(Duration::from_millis(50), args.backoff_max);
+    let mut builder = NodeBuilder::new(config);
+    if let (true, Some(path)) = (args.restore, &args.snapshot) {
+        if path.exists() {
+            builder = match builder.restore(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("ERR restore: {e}");
+                    return 1;
+                }
+            };
+        }
+    }
+    let channels = builder
+        .channel::<String, GCounter>("counters")
+        .and_then(|c| Ok((c, builder.channel::<String, OrSet<String>>("sets")?)));
+    let (counters, sets) = match channels {
+        Ok(c) => c,
+        Err(e) => {
+            println!("ERR restore: {e}");
+            return 1;
+        }
+    };
+    let node = builder.start();
+    let addr = match node.listen(args.listen).await {
+        Ok(a) => a,
+        Err(e) => {
+            println!("ERR listen: {e}");
+            return 1;
+        }
+    };
+    let replica = new_incarnation_id(&args.name);
+    println!("LISTENING {addr}");
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let app = App {
+        node,
+        counters,
+        sets,
+        replica,
+        snapshot: args.snapshot,
+    };
+    while let Some(line) = rx.recv().await {
+        if line.trim() == "quit" {
+            break;
+        }
+        let answer = app.command(line.trim()).await;
+        println!("{answer}");
+    }
+    match app.node.shutdown().await {
+        Ok(_) => {
+            println!("BYE");
+            0
+        }
+        Err(e) => {
+            println!("ERR shutdown: {e}");
+            1
+        }
+    }
+}
+
+struct App {
+    node: Node,
+    counters: Channel<String, GCounter>,
+    sets: Channel<String, OrSet<String>>,
+    replica: accordant::ReplicaId,
+    snapshot: Option<PathBuf>,
+}
+
+impl App {
+    async fn command(&self, line: &str) -> String {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["dial", addr] => match addr.parse() {
+                Ok(a) => {
+                    self.node.dial(a);
+                    "OK".into()
+                }
+                Err(e) => format!("ERR {e}"),
+            },
+            ["inc", key, n] => {
+                let Ok(n) = n.parse::<u64>() else {
+                    return "ERR bad number".into();
+                };
+                match self
+                    .counters
+                    .update(key.to_string(), |c| c.inc(self.replica, n))
+                {
+                    Ok(_) => "OK".into(),
+                    Err(e) => format!("ERR {e}"),
+                }
+            }
+            ["add", key, elem] => match self
+                .sets
+                .update(key.to_string(), |s| s.add(self.replica, elem.to_string()))
+            {
+                Ok(_) => "OK".into(),
+                Err(e) => format!("ERR {e}"),
+            },
+            ["digest"] => {
+                let roots: Vec<String> = self.node.roots().iter().map(|d| d.to_string()).collect();
+                format!("DIGEST {}", roots.join("/"))
+            }
+            ["dump"] => {
+                let mut c: Vec<String> = self.counters.read(|s| {
+                    s.iter()
+                        .map(|(k, v)| format!("{k}={}", v.value()))
+                        .collect()
+                });
+                c.sort();
+                let mut s: Vec<String> = self.sets.read(|s| {
+                    s.iter()
+                        .map(|(k, v)| {
+                            let mut e: Vec<&str> = v.iter().map(String::as_str).collect();
+                            e.sort_unstable();
+                            format!("{k}={}", e.join(","))
+                        })
+                        .collect()
+                });
+                s.sort();
+                format!("DUMP {} ; {}", c.join(" "), s.join(" "))
+            }
+            ["peers"] => format!("PEERS {}", self.node.peers().len()),
+            ["snapshot"] => match &self.snapshot {
+                None => "ERR no --snapshot path".into(),
+                Some(p) => match self.node.snapshot(p).await {
+                    Ok(info) => format!("OK {} {}", info.bytes, info.keys),
+                    Err(e) => format!("ERR {e}"),
+                },
+            },
+            ["stats"] => {
+                let s = self.node.stats();
+                format!(
+                    "STATS sent={} received={} deltas={} dropped={} sessions={} completed={} round_trips={} connections={}",
+                    s.bytes_sent,
+                    s.bytes_received,
+                    s.deltas_sent,
+                    s.deltas_dropped,
+                    s.sessions_initiated,
+                    s.sessions_completed,
+                    s.round_trips,
+                    s.connections
+                )
+            }
+            _ => format!("ERR unknown command {line:?}"),
+        }
+    }
+}

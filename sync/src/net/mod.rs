@@ -1,0 +1,76 @@
+//! The transport: anti-entropy sessions and delta replication over real
+//! sockets (tokio; behind the `tokio` feature).
+//!
+//! A [`Node`] holds one or more stores (*channels*, each a
+//! [`Store<K, V>`](crate::store::Store) of its own key and value types),
+//! accepts peers and dials them, and keeps every connected peer close:
+//!
+//! 1. **Deltas while connected.** Every local write
+//!    ([`Channel::update`]) hands its delta to the channel's
+//!    [`DeltaReplicator`] — by default [`NaivePush`], which queues it for
+//!    every connected peer. Queues are bounded: when a peer's queue is full
+//!    the delta is dropped, counted, and anti-entropy with that peer is
+//!    scheduled (see [`replicate`] for the backpressure story).
+//! 2. **Anti-entropy** ([`Session`](crate::session::Session)) on every
+//!    (re)connect and every [`NodeConfig::ae_interval`], one session per
+//!    channel at a time, repairs whatever deltas missed: a partition, a
+//!    restart, a dropped delta.
+//! 3. **Resilience.** Length-delimited frames ([`wire`]) with bounded
+//!    decoding; timeouts on the handshake, on connecting, on every write,
+//!    on idle connections (keepalives detect a partition) and on stalled
+//!    sessions; reconnection with capped, jittered exponential backoff;
+//!    graceful shutdown ([`Node::shutdown`]: `Bye`, flush, final snapshot)
+//!    driven by a `watch` signal.
+//! 4. **Durability.** [`Node::snapshot`] writes every channel to one
+//!    atomic, checksummed file; [`NodeBuilder::restore`] restarts from it
+//!    (see [`crate::snapshot`] for what survives a crash, and why a
+//!    restarted node writes under a new replica id).
+//!
+//! Connections are generic over `AsyncRead + AsyncWrite`: TCP through
+//! [`Node::listen`] and [`Node::dial`], anything else through
+//! [`Node::accept_stream`] and [`Node::dial_with`]. [`sync_stream`] runs a
+//! single session over a stream with no node at all. [`proxy`] is the
+//! delaying, cuttable TCP proxy that the demo and the tests put between
+//! nodes.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::net::{NodeBuilder, NodeConfig};
+//!
+//! let mut eu = NodeBuilder::new(NodeConfig::new(1, "eu"));
+//! let eu_views = eu.channel::<String, GCounter>("views").unwrap();
+//! let eu = eu.start();
+//! let addr = eu.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+//!
+//! let mut us = NodeBuilder::new(NodeConfig::new(2, "us-east"));
+//! let us_views = us.channel::<String, GCounter>("views").unwrap();
+//! let us = us.start();
+//! us.dial(addr); // reconnects with backoff until shutdown
+//!
+//! let _ = eu_views.update("home".into(), |c| c.inc(ReplicaId::from_u128(1), 1)).unwrap();
+//! let _ = us_views.update("home".into(), |c| c.inc(ReplicaId::from_u128(2), 2)).unwrap();
+//! while eu_views.root_digest() != us_views.root_digest() {
+//!     tokio::time::sleep(Duration::from_millis(10)).await;
+//! }
+//! assert_eq!(eu_views.get(&"home".into()).unwrap().value(), 3);
+//! us.shutdown().await.unwrap();
+//! eu.shutdown().await.unwrap();
+//! # });
+//! ```
+
+mod channel;
+mod conn;
+mod error;
+mod node;
+pub mod proxy;
+pub mod replicate;
+mod stream;
+pub mod wire;
+
+pub use channel::Channel;
+pub use error::NetError;
+pub use node::{Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+pub use replicate::{DeltaReplicator, NaivePush, Outbox, PeerId};
+pub use stream::sync_stream;

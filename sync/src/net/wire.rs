@@ -1,0 +1,167 @@
+//! The node protocol's frames: what travels on one connection.
+//!
+//! A connection carries a stream of frames, each framed by
+//! [`message::frame`] (a varint length) and split by [`FrameReader`], whose
+//! length check runs before anything is buffered. A frame is one version
+//! byte ([`NET_VERSION`]) and the postcard encoding of a [`Frame`]:
+//!
+//! ```text
+//! Handshake { magic "ACNP", node id, name, channel names }   first frame, both ways
+//! Session   { channel, session id, session message }          anti-entropy (session.rs bytes, unchanged)
+//! Abort     { channel, session id }                           the sender dropped that session
+//! Delta     { channel, payload }                              delta replication (the replicator's bytes)
+//! Ping                                                        keepalive
+//! Bye                                                         graceful close
+//! ```
+//!
+//! A *channel* is one store of the node, by its index in the handshake's
+//! list; both sides must list the same channels. A session id is the
+//! initiator's counter with the top bit set when the initiator dialed the
+//! connection, so the two sides' ids never collide.
+
+use serde::{Deserialize, Serialize};
+
+use accordant::codec::SeqVec;
+
+use crate::error::SyncError;
+use crate::message::{self, Bytes, FrameReader, SyncLimits};
+
+/// The node protocol version (independent of the session's
+/// [`message::VERSION`], which the session checks in its own messages).
+pub const NET_VERSION: u8 = 1;
+/// The handshake's magic bytes.
+pub const MAGIC: [u8; 4] = *b"ACNP";
+/// The top bit of a session id: set when the dialer initiated it.
+pub const DIALER_BIT: u64 = 1 << 63;
+
+/// The first frame each side sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The sender's node id.
+    pub node: u64,
+    /// The sender's name, for logs.
+    pub name: String,
+    /// The sender's channel names, in index order.
+    pub channels: SeqVec<String>,
+}
+
+/// One frame of the node protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Opens the connection.
+    Handshake(Handshake),
+    /// A message of an anti-entropy session.
+    Session {
+        /// Channel index.
+        channel: u16,
+        /// Session id.
+        id: u64,
+        /// The session's message, as [`crate::session::Session`] produced it.
+        msg: Bytes,
+    },
+    /// The sender dropped this session (it failed or timed out there).
+    Abort {
+        /// Channel index.
+        channel: u16,
+        /// Session id.
+        id: u64,
+    },
+    /// Delta replication payload, opaque to the connection.
+    Delta {
+        /// Channel index.
+        channel: u16,
+        /// What the channel's replicator sent.
+        payload: Bytes,
+    },
+    /// Keepalive.
+    Ping,
+    /// The sender closes the connection on purpose.
+    Bye,
+}
+
+impl Frame {
+    /// The frame's bytes, length prefix included, ready to write.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut body = vec![NET_VERSION];
+        // Serialising plain data into a Vec cannot fail.
+        body.extend(postcard::to_allocvec(self).unwrap_or_default());
+        message::frame(&body)
+    }
+
+    /// Decodes one frame's body (without the length prefix).
+    pub fn decode(body: &[u8]) -> Result<Frame, SyncError> {
+        let (&v, rest) = body
+            .split_first()
+            .ok_or(SyncError::Malformed("empty frame"))?;
+        if v != NET_VERSION {
+            return Err(SyncError::Version(v));
+        }
+        let (frame, trailing) = postcard::take_from_bytes::<Frame>(rest)
+            .map_err(|_| SyncError::Malformed("undecodable frame"))?;
+        if !trailing.is_empty() {
+            return Err(SyncError::Malformed("trailing bytes after the frame"));
+        }
+        Ok(frame)
+    }
+
+    /// The next complete frame buffered in `reader`, if any.
+    pub fn next(reader: &mut FrameReader, limits: &SyncLimits) -> Result<Option<Frame>, SyncError> {
+        match reader.next_message(limits)? {
+            Some(body) => Frame::decode(&body).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_through_a_stream() {
+        let frames = vec![
+            Frame::Handshake(Handshake {
+                magic: MAGIC,
+                node: 7,
+                name: "EU".into(),
+                channels: SeqVec(vec!["carts".into(), "views".into()]),
+            }),
+            Frame::Session {
+                channel: 1,
+                id: DIALER_BIT | 3,
+                msg: Bytes(vec![1, 2, 3]),
+            },
+            Frame::Abort { channel: 0, id: 9 },
+            Frame::Delta {
+                channel: 0,
+                payload: Bytes(vec![9; 300]),
+            },
+            Frame::Ping,
+            Frame::Bye,
+        ];
+        let stream: Vec<u8> = frames.iter().flat_map(Frame::to_wire).collect();
+        let mut r = FrameReader::new();
+        let lim = SyncLimits::default();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(7) {
+            r.push(chunk);
+            while let Some(f) = Frame::next(&mut r, &lim).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+        assert_eq!(Frame::Ping.to_wire().len(), 3, "a ping is three bytes");
+    }
+
+    #[test]
+    fn bad_frames_are_typed_errors() {
+        assert_eq!(Frame::decode(&[]), Err(SyncError::Malformed("empty frame")));
+        assert_eq!(Frame::decode(&[9, 4]), Err(SyncError::Version(9)));
+        assert!(Frame::decode(&[NET_VERSION, 200]).is_err());
+        let mut b = Frame::Ping.to_wire();
+        b.push(0);
+        assert!(Frame::decode(&b[1..]).is_err());
+    }
+}
