@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod delta;
 pub mod digest;
 pub mod driver;
 pub mod error;

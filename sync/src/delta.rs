@@ -1,0 +1,445 @@
+//! Continuous delta replication: delta-intervals with acknowledgements,
+//! back-propagation avoidance (BP) and redundancy removal (RR).
+//!
+//! While replicas are connected, each one keeps the others close by
+//! shipping deltas rather than states. A [`Replicator`] follows the
+//! anti-entropy algorithm with delta-intervals of Almeida, Shoker and
+//! Baquero ("Delta State Replicated Data Types", JPDC 2018, Algorithm 2)
+//! with the two fixes of Enes, Almeida, Baquero and Leitão ("Efficient
+//! Synchronization of State-based CRDTs", ICDE 2019):
+//!
+//! - every delta that inflates the local state (a local mutation, or a
+//!   received delta-group) goes into a **delta buffer** under the next
+//!   **sequence number**, tagged with its origin;
+//! - at every **sync step**, each neighbour `j` gets one message: the join
+//!   of the buffer entries from `ack[j]` on, a *delta-interval*
+//!   `[ack[j], seq)`; nothing if `j` already acknowledged everything;
+//! - the receiver joins it and answers with an **ack**: the sequence number
+//!   below which it now holds everything of the sender. Acks only grow, so
+//!   loss, duplication and reordering of either message are harmless: an
+//!   interval not acknowledged is sent again, extended, at the next step;
+//! - **garbage collection**: an entry that no neighbour still needs is
+//!   dropped from the buffer;
+//! - **BP** (avoid back-propagation): entries that came from `j` are left
+//!   out of `j`'s interval;
+//! - **RR** (remove redundant state): of a received delta-group, only the
+//!   part that inflates the local state, the minimal delta
+//!   `Δ(group, local)` ([`Decompose::delta`]), is buffered; classic delta
+//!   replication buffers the whole group whenever any of it is new.
+//!
+//! The **causal delta-merging condition** of the JPDC paper holds: a replica
+//! joins an interval `[a, b)` from `i` only if it holds everything of `i`
+//! below `a` (the interval's start is checked against what it has
+//! acknowledged; a premature interval is refused and answered with the
+//! current ack). BP and RR keep it: what they leave out is already at the
+//! receiver (it sent it) or below `a`.
+//!
+//! Neither BP nor RR changes the states replicas converge to, only the bytes
+//! ([`Strategy`] switches them; `Strategy::State` ships the whole state at
+//! every step, for comparison).
+//!
+//! # Falling back
+//!
+//! A neighbour that needs an entry that is no longer in the buffer — the
+//! buffer was capped ([`Config::max_buffer`]) while the neighbour was away,
+//! it is a new neighbour, or it restarted — cannot be served by deltas. The
+//! replicator then falls back, as the state type decides
+//! ([`ReplicaState::new_session`]):
+//!
+//! - a single CRDT value is shipped whole, as an interval from 0 (a state
+//!   transfer; the receiver's RR keeps only what it lacks);
+//! - a [`Store`](crate::store::Store) runs a Merkle anti-entropy
+//!   [`Session`](crate::session::Session) with the neighbour, carried inside
+//!   the replicator's own messages; when both sides have verified equal
+//!   roots, each knows the other holds everything it had when the session
+//!   started, and deltas resume from there. A session that brought new data
+//!   into a store asks for a session with every other neighbour too (the
+//!   store cannot tell which deltas the session joined, so it cannot buffer
+//!   them); such a wave stops wherever nothing changes. While a session
+//!   runs, received delta-groups are held back (not joined, not
+//!   acknowledged, so sent again later), or the roots would rarely match
+//!   under a steady stream of writes. A session that fails (a lost message,
+//!   a timeout of [`Config::session_timeout`] steps, roots still different
+//!   after its passes) is started again after a back-off of 2, 4, ... 32
+//!   steps; so is a state transfer that is not acknowledged.
+//!
+//! The replicator is generic over the [`ReplicaState`]: one CRDT value (what
+//! the ICDE 2019 micro-benchmarks replicate, and what
+//! `examples/icde19.rs` measures), or a keyed store whose delta-groups are
+//! [`GMap`]s of per-key deltas (what a multi-key replica runs, with the
+//! Merkle session as its fall-back).
+//!
+//! # Incarnations
+//!
+//! Acks and sequence numbers are volatile. Each replicator is created with
+//! an *incarnation*, a random number passed in by the caller (a restarted
+//! replica must use a new one): every message carries its sender's, acks
+//! echo the one they answer, and a neighbour seen with a new incarnation is
+//! treated as new (its acks are reset, and what it sent back is no longer
+//! left out by BP). Acks addressed to an earlier incarnation, and messages
+//! from one a neighbour has replaced, are ignored. Neighbours must not share
+//! an incarnation (random 32-bit numbers collide with probability 2^-32).
+//!
+//! # Driving it
+//!
+//! A `Replicator` never touches a socket or a clock (sans-IO, like
+//! [`Session`](crate::session::Session)), and does not own the state: every
+//! call that reads or changes it takes it as an argument, and every change
+//! to the state must go through the replicator to be replicated.
+//!
+//! - [`Replicator::add_neighbour`] / [`Replicator::remove_neighbour`] set
+//!   the peers it talks to;
+//! - [`Replicator::update`] (a delta mutator), [`Replicator::apply`] (a
+//!   delta) or [`Replicator::record`] (a delta already joined) for local
+//!   writes;
+//! - [`Replicator::sync_step`] periodically, [`Replicator::receive`] for
+//!   every message that arrives;
+//! - [`Replicator::poll_transmit`] after each of those, to take what to
+//!   send. [`node::DeltaNode`] does all this in the
+//!   [simulator](crate::sim).
+//!
+//! Three replicas of a counter in a line, `a — b — c`:
+//!
+//! ```
+//! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::delta::{Config, Replicator, Strategy};
+//!
+//! let strategy = Strategy::Delta { bp: true, rr: true };
+//! let mut states = vec![GCounter::new(); 3];
+//! let mut reps: Vec<Replicator<GCounter, usize>> = (0..3)
+//!     .map(|i| Replicator::new(Config::new(strategy), i as u32 + 1, &states[i]))
+//!     .collect();
+//! for (i, j) in [(0, 1), (1, 2)] {
+//!     reps[i].add_neighbour(j);
+//!     reps[j].add_neighbour(i);
+//! }
+//! for (i, n) in [(0, 3), (2, 4)] {
+//!     let r = ReplicaId::from_u128(i as u128);
+//!     reps[i].update(&mut states[i], |c| c.inc(r, n)).unwrap();
+//! }
+//! for _round in 0..4 {
+//!     for i in 0..3 {
+//!         reps[i].sync_step(&states[i]);
+//!     }
+//!     // Deliver until quiet.
+//!     loop {
+//!         let mut moved = false;
+//!         for i in 0..3 {
+//!             while let Some(t) = reps[i].poll_transmit() {
+//!                 reps[t.to].receive(&mut states[t.to], i, &t.bytes).unwrap();
+//!                 moved = true;
+//!             }
+//!         }
+//!         if !moved {
+//!             break;
+//!         }
+//!     }
+//! }
+//! assert!(states.iter().all(|s| s.value() == 7));
+//! // Everything was acknowledged: the buffers are empty.
+//! assert!(reps.iter().all(|r| r.buffer_len() == 0));
+//! ```
+//!
+//! # Wire format
+//!
+//! Each message is a version byte, a kind byte, the sender's incarnation
+//! and a small header, then the canonical encoding of the delta-group or
+//! state (see `wire.rs`). A delta-group costs 9 bytes on top of its
+//! encoding plus the varint lengths of its two sequence numbers (and 5 or
+//! more for a base after a session); an ack 11 bytes plus a varint; a
+//! whole state 6. A message is parsed and its payload decoded (bounded by
+//! [`Config::limits`]) before anything is applied; a malformed one is an
+//! error and changes nothing.
+
+use core::fmt;
+
+use accordant::codec::{self, Canonical, Limits};
+use accordant::{Decompose, Lattice};
+
+use crate::error::SyncError;
+use crate::session::SessionConfig;
+
+mod map;
+pub mod node;
+mod replicator;
+mod store;
+mod wire;
+
+pub use map::GMap;
+pub use node::DeltaNode;
+pub use replicator::Replicator;
+
+/// How replicas synchronise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Ship the whole state to every neighbour at every step (state-based
+    /// synchronisation); no buffer, no acks.
+    State,
+    /// Delta-intervals with acks. `bp`: leave out of a neighbour's interval
+    /// what came from it; `rr`: buffer only the part of a received
+    /// delta-group that inflates the local state. Both off is classic delta
+    /// replication.
+    Delta {
+        /// Avoid back-propagation.
+        bp: bool,
+        /// Remove redundant state from received delta-groups.
+        rr: bool,
+    },
+}
+
+impl Strategy {
+    /// The five strategies of the ICDE 2019 comparison.
+    pub const ALL: [Strategy; 5] = [
+        Strategy::State,
+        Strategy::Delta {
+            bp: false,
+            rr: false,
+        },
+        Strategy::Delta {
+            bp: true,
+            rr: false,
+        },
+        Strategy::Delta {
+            bp: false,
+            rr: true,
+        },
+        Strategy::Delta { bp: true, rr: true },
+    ];
+
+    /// `state`, `delta`, `delta_bp`, `delta_rr` or `delta_bp_rr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::State => "state",
+            Strategy::Delta {
+                bp: false,
+                rr: false,
+            } => "delta",
+            Strategy::Delta {
+                bp: true,
+                rr: false,
+            } => "delta_bp",
+            Strategy::Delta {
+                bp: false,
+                rr: true,
+            } => "delta_rr",
+            Strategy::Delta { bp: true, rr: true } => "delta_bp_rr",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Settings of a [`Replicator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// State-based, classic delta, BP, RR or BP+RR.
+    pub strategy: Strategy,
+    /// Largest number of buffered entries; beyond it the oldest is dropped
+    /// and the neighbours that still needed it fall back.
+    pub max_buffer: usize,
+    /// Bounds on received delta-groups and states.
+    pub limits: Limits,
+    /// Settings of fall-back anti-entropy sessions.
+    pub session: SessionConfig,
+    /// Sync steps a fall-back session may go without receiving anything
+    /// before it is abandoned (and, if still needed, started again).
+    pub session_timeout: u32,
+}
+
+impl Config {
+    /// Settings for `strategy`, otherwise the defaults.
+    pub fn new(strategy: Strategy) -> Self {
+        Config {
+            strategy,
+            max_buffer: 4096,
+            limits: Limits::new(16 << 20),
+            session: SessionConfig::default(),
+            session_timeout: 4,
+        }
+    }
+
+    /// Returns these settings with `max_buffer` replaced.
+    pub fn with_max_buffer(mut self, entries: usize) -> Self {
+        self.max_buffer = entries;
+        self
+    }
+
+    /// Returns these settings with `limits` replaced.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Returns these settings with the session settings replaced.
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Returns these settings with `session_timeout` replaced.
+    pub fn with_session_timeout(mut self, steps: u32) -> Self {
+        self.session_timeout = steps;
+        self
+    }
+}
+
+impl Default for Config {
+    /// Delta-intervals with BP and RR.
+    fn default() -> Self {
+        Config::new(Strategy::Delta { bp: true, rr: true })
+    }
+}
+
+/// What a replicator sent, received and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages queued for sending.
+    pub messages_sent: u64,
+    /// Bytes of those messages, headers included.
+    pub bytes_sent: u64,
+    /// Bytes of CRDT encodings (delta-groups and states) in them, headers,
+    /// acks and session messages excluded.
+    pub payload_bytes_sent: u64,
+    /// Delta-intervals sent.
+    pub groups_sent: u64,
+    /// Whole states sent (state-based steps and state transfers).
+    pub states_sent: u64,
+    /// Acks sent.
+    pub acks_sent: u64,
+    /// Anti-entropy session messages sent.
+    pub session_messages_sent: u64,
+    /// Messages received (well-formed or not).
+    pub messages_received: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Delta-intervals (and state transfers) received and joined.
+    pub groups_received: u64,
+    /// Of those, the ones that inflated nothing.
+    pub groups_redundant: u64,
+    /// Intervals refused by the causal merging condition.
+    pub groups_refused: u64,
+    /// Intervals held back (not joined, not acknowledged: the sender sends
+    /// them again) while a fall-back session was running.
+    pub groups_deferred: u64,
+    /// Messages ignored as stale (an ack or session message addressed to an
+    /// earlier incarnation, a duplicate session message).
+    pub stale_ignored: u64,
+    /// Entries added to the buffer.
+    pub entries_buffered: u64,
+    /// Entries garbage-collected (acknowledged by every neighbour that
+    /// needed them).
+    pub entries_collected: u64,
+    /// Entries dropped by the buffer cap.
+    pub entries_dropped: u64,
+    /// State transfers sent to neighbours the buffer could not serve.
+    pub state_transfers: u64,
+    /// Anti-entropy sessions started (as initiator or responder).
+    pub sessions_started: u64,
+    /// Sessions that ended with verified equal roots.
+    pub sessions_completed: u64,
+    /// Sessions that failed (a malformed or unexpected message, a lost one).
+    pub sessions_failed: u64,
+    /// Sessions abandoned after [`Config::session_timeout`] silent steps.
+    pub sessions_timed_out: u64,
+    /// Neighbours seen with a new incarnation.
+    pub peer_restarts: u64,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<P> {
+    /// The neighbour.
+    pub to: P,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// The state a [`Replicator`] replicates: what a delta-group is, how one is
+/// joined and reduced, and how a neighbour the buffer cannot serve is
+/// repaired.
+///
+/// Every CRDT value (`Lattice + Decompose + Canonical`) is one, repaired by
+/// state transfer; so is a [`Store`](crate::store::Store), whose
+/// delta-groups are [`GMap`]s of per-key deltas and which is repaired by a
+/// Merkle anti-entropy [`Session`](crate::session::Session).
+pub trait ReplicaState {
+    /// What one message carries: a join of deltas.
+    type Delta: Lattice + Canonical;
+    /// The anti-entropy session that repairs a neighbour, or [`NoSession`].
+    type Session;
+
+    /// `self := self ⊔ delta`.
+    fn join_delta(&mut self, delta: &Self::Delta);
+
+    /// The part of `delta` not already below `self`: the minimal delta
+    /// `Δ(delta, self)`. Bottom exactly when `delta` inflates nothing.
+    fn inflation(&self, delta: &Self::Delta) -> Self::Delta;
+
+    /// Whether the state is bottom.
+    fn is_empty(&self) -> bool;
+
+    /// The canonical encoding of the whole state, as a `Self::Delta`.
+    fn encode_state(&self) -> Vec<u8>;
+
+    /// Starts an anti-entropy session (as its initiator or responder), or
+    /// `None` if this state is repaired by shipping it whole.
+    fn new_session(&self, initiator: bool, config: SessionConfig) -> Option<Self::Session> {
+        let _ = (initiator, config);
+        None
+    }
+
+    /// Feeds a session message; returns whether the state changed.
+    fn handle_session(
+        &mut self,
+        session: &mut Self::Session,
+        msg: &[u8],
+    ) -> Result<bool, SyncError> {
+        let _ = (session, msg);
+        Err(SyncError::Unexpected(
+            "this state has no anti-entropy session",
+        ))
+    }
+
+    /// The session's next message to send.
+    fn poll_session(session: &mut Self::Session) -> Option<Vec<u8>> {
+        let _ = session;
+        None
+    }
+
+    /// Whether the session verified equal states.
+    fn session_done(session: &Self::Session) -> bool {
+        let _ = session;
+        false
+    }
+}
+
+/// The session type of states repaired by state transfer: there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {}
+
+impl<V: Lattice + Decompose + Canonical> ReplicaState for V {
+    type Delta = V;
+    type Session = NoSession;
+
+    fn join_delta(&mut self, delta: &V) {
+        self.join(delta);
+    }
+
+    fn inflation(&self, delta: &V) -> V {
+        delta.delta(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.is_bottom()
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+}

@@ -1,0 +1,804 @@
+//! The [`Replicator`]: delta buffer, per-neighbour acks, BP and RR,
+//! garbage collection, and the fall-backs (state transfer, Merkle session).
+//! See the [parent module](super) for the protocol.
+
+use core::fmt;
+use std::collections::{BTreeMap, VecDeque};
+
+use accordant::codec;
+use accordant::Lattice;
+
+use super::{wire, Config, ReplicaState, Stats, Strategy, Transmit};
+use crate::error::SyncError;
+
+/// A buffered delta: its sequence number is its position (the buffer holds
+/// the contiguous range `[floor, seq)`).
+struct Entry<D, P> {
+    seq: u64,
+    /// The neighbour and incarnation it came from; `None` for local writes.
+    origin: Option<(P, u32)>,
+    delta: D,
+}
+
+/// What this replica knows about one neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Peer {
+    /// The neighbour's incarnation, once heard from.
+    inc: Option<u32>,
+    /// It holds every entry of ours below this (ours, as acknowledged).
+    ack: u64,
+    /// An entry below this that it needed was dropped: while `ack < hole`,
+    /// deltas cannot serve it.
+    hole: u64,
+    /// We hold every entry of the neighbour's below this (what we ack).
+    recv: u64,
+    /// Its last incarnations before `inc` (0: none): their messages are
+    /// stragglers.
+    retired: [u32; 4],
+    /// A session established that it holds every entry of ours below this;
+    /// sent along with intervals until it acknowledges that far.
+    base: Option<u64>,
+    /// Fall-back sessions we initiated with it that failed in a row, and
+    /// sync steps to wait before starting another.
+    failures: u32,
+    wait: u32,
+    /// A session changed our state at this generation (0: none since the
+    /// last session with this neighbour): run one with it too, started at
+    /// this generation or later.
+    resync: u64,
+}
+
+impl Peer {
+    fn new(hole: u64) -> Self {
+        Peer {
+            inc: None,
+            ack: 0,
+            hole,
+            recv: 0,
+            retired: [0; 4],
+            failures: 0,
+            wait: 0,
+            base: None,
+            resync: 0,
+        }
+    }
+}
+
+/// Whether neighbour `p` (known as `peer`) still needs `entry`.
+fn needed<D, P: PartialEq>(entry: &Entry<D, P>, p: &P, peer: &Peer, bp: bool) -> bool {
+    if entry.seq < peer.ack {
+        return false;
+    }
+    match (&entry.origin, peer.inc) {
+        (Some((from, inc)), Some(now)) if bp => !(from == p && *inc == now),
+        _ => true,
+    }
+}
+
+/// A fall-back anti-entropy session with one neighbour.
+struct Running<T> {
+    /// Session id: the initiator's counter.
+    sid: u64,
+    /// We initiated it.
+    initiated: bool,
+    session: T,
+    /// The peer's incarnation the messages are addressed to (0: unknown).
+    peer_inc: u32,
+    /// Our sequence number when it started: once it completes, the peer
+    /// holds every entry of ours below it.
+    base: u64,
+    /// Index of the next message we send, and of the next we expect.
+    out_idx: u64,
+    in_idx: u64,
+    /// Sync steps since it last received anything.
+    idle: u32,
+    /// It changed our state.
+    changed: bool,
+    /// The replicator's generation when it started.
+    generation: u64,
+}
+
+/// One replica's side of delta replication with its neighbours `P`; see
+/// the [module docs](super).
+pub struct Replicator<S: ReplicaState, P> {
+    config: Config,
+    incarnation: u32,
+    /// The next sequence number.
+    seq: u64,
+    /// Entries `[floor, seq)`, oldest first.
+    buffer: VecDeque<Entry<S::Delta, P>>,
+    peers: BTreeMap<P, Peer>,
+    sessions: BTreeMap<P, Running<S::Session>>,
+    next_sid: u64,
+    /// Sessions that changed the state so far.
+    generation: u64,
+    outbox: VecDeque<Transmit<P>>,
+    stats: Stats,
+}
+
+impl<S: ReplicaState, P: fmt::Debug> fmt::Debug for Replicator<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replicator")
+            .field("strategy", &self.config.strategy)
+            .field("incarnation", &self.incarnation)
+            .field("seq", &self.seq)
+            .field("buffered", &self.buffer.len())
+            .field("peers", &self.peers)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
+    /// A replicator for `state`, with no neighbour yet. `incarnation`
+    /// identifies this run of the replica (0 counts as 1): draw it at
+    /// random, and draw a new one after a restart.
+    ///
+    /// If `state` is not bottom (a replica restarted from a snapshot), no
+    /// neighbour can be served from the buffer at first: each is repaired by
+    /// the fall-back once.
+    pub fn new(config: Config, incarnation: u32, state: &S) -> Self {
+        let seq = u64::from(!state.is_empty());
+        Replicator {
+            config,
+            incarnation: incarnation.max(1),
+            seq,
+            buffer: VecDeque::new(),
+            peers: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            next_sid: 0,
+            generation: 0,
+            outbox: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// A fresh replicator with the same settings and neighbours, for the
+    /// replica restarted with `state` and a new `incarnation`.
+    pub fn restarted(&self, incarnation: u32, state: &S) -> Self {
+        let mut r = Self::new(self.config, incarnation, state);
+        for p in self.peers.keys() {
+            r.add_neighbour(*p);
+        }
+        r
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This replica's incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// The next sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Entries in the delta buffer.
+    pub fn buffer_len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// What this replicator sent, received and did.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The neighbours, in order.
+    pub fn neighbours(&self) -> impl Iterator<Item = P> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The sequence number below which `p` acknowledged everything.
+    pub fn acked(&self, p: P) -> Option<u64> {
+        self.peers.get(&p).map(|x| x.ack)
+    }
+
+    /// Whether `p` is waiting for a fall-back (state transfer or session).
+    pub fn needs_fallback(&self, p: P) -> bool {
+        self.peers
+            .get(&p)
+            .is_some_and(|x| x.ack < x.hole || x.resync > 0)
+    }
+
+    /// Anti-entropy sessions in progress.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The oldest sequence number still buffered (`seq` if none).
+    fn floor(&self) -> u64 {
+        self.buffer.front().map_or(self.seq, |e| e.seq)
+    }
+
+    /// Adds a neighbour; returns `false` if it already was one. If entries
+    /// were already dropped from the buffer, it is repaired by the fall-back
+    /// first.
+    pub fn add_neighbour(&mut self, p: P) -> bool {
+        if self.peers.contains_key(&p) {
+            return false;
+        }
+        let floor = self.floor();
+        self.peers.insert(p, Peer::new(floor));
+        true
+    }
+
+    /// Removes a neighbour (and any session with it); returns whether it was
+    /// one.
+    pub fn remove_neighbour(&mut self, p: P) -> bool {
+        self.end_session(p, false);
+        let was = self.peers.remove(&p).is_some();
+        self.collect();
+        was
+    }
+
+    /// Applies a delta mutator to `state` and buffers the delta it returns.
+    /// On error nothing is buffered (the mutators of `accordant` change
+    /// nothing when they fail).
+    pub fn update<E>(
+        &mut self,
+        state: &mut S,
+        f: impl FnOnce(&mut S) -> Result<S::Delta, E>,
+    ) -> Result<(), E> {
+        let delta = f(state)?;
+        self.record(delta);
+        Ok(())
+    }
+
+    /// Joins a local `delta` into `state` and buffers it.
+    pub fn apply(&mut self, state: &mut S, delta: S::Delta) {
+        state.join_delta(&delta);
+        self.record(delta);
+    }
+
+    /// Buffers a local delta that the caller has already joined into the
+    /// state (for a caller that applies its writes itself, as a transport's
+    /// write path does).
+    pub fn record(&mut self, delta: S::Delta) {
+        if matches!(self.config.strategy, Strategy::Delta { .. }) && !delta.is_bottom() {
+            self.push(None, delta);
+        }
+    }
+
+    fn push(&mut self, origin: Option<(P, u32)>, delta: S::Delta) {
+        self.buffer.push_back(Entry {
+            seq: self.seq,
+            origin,
+            delta,
+        });
+        self.seq += 1;
+        self.stats.entries_buffered += 1;
+        let bp = self.bp();
+        while self.buffer.len() > self.config.max_buffer.max(1) {
+            let Some(e) = self.buffer.pop_front() else {
+                break;
+            };
+            self.stats.entries_dropped += 1;
+            for (p, peer) in &mut self.peers {
+                if needed(&e, p, peer, bp) {
+                    peer.hole = peer.hole.max(e.seq + 1);
+                }
+            }
+        }
+    }
+
+    fn bp(&self) -> bool {
+        matches!(self.config.strategy, Strategy::Delta { bp: true, .. })
+    }
+
+    /// Drops the oldest entries while no neighbour needs them.
+    fn collect(&mut self) {
+        let bp = self.bp();
+        while let Some(e) = self.buffer.front() {
+            if self.peers.iter().any(|(p, peer)| needed(e, p, peer, bp)) {
+                break;
+            }
+            self.buffer.pop_front();
+            self.stats.entries_collected += 1;
+        }
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<P>> {
+        self.outbox.pop_front()
+    }
+
+    fn send(&mut self, to: P, bytes: Vec<u8>) {
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outbox.push_back(Transmit { to, bytes });
+    }
+
+    /// One synchronisation step: queues, for every neighbour, its
+    /// delta-interval (or the whole state, or a fall-back), and ages the
+    /// running sessions.
+    pub fn sync_step(&mut self, state: &S) {
+        self.age_sessions();
+        match self.config.strategy {
+            Strategy::State => {
+                if self.peers.is_empty() {
+                    return;
+                }
+                let payload = state.encode_state();
+                let peers: Vec<P> = self.peers.keys().copied().collect();
+                for p in peers {
+                    self.stats.states_sent += 1;
+                    self.stats.payload_bytes_sent += payload.len() as u64;
+                    self.send(p, wire::state(self.incarnation, &payload));
+                }
+            }
+            Strategy::Delta { bp, .. } => {
+                let peers: Vec<P> = self.peers.keys().copied().collect();
+                for p in peers {
+                    self.step_peer(state, p, bp);
+                }
+                self.collect();
+            }
+        }
+    }
+
+    fn age_sessions(&mut self) {
+        let timeout = self.config.session_timeout;
+        let mut expired = Vec::new();
+        for (p, r) in &mut self.sessions {
+            r.idle += 1;
+            if r.idle > timeout {
+                expired.push(*p);
+            }
+        }
+        for p in expired {
+            self.stats.sessions_timed_out += 1;
+            self.end_session(p, false);
+        }
+    }
+
+    /// Ends the session with `p`, if any. Whatever it joined stays (joins
+    /// only add), but it is in no buffer: if it changed the state, every
+    /// other neighbour gets a session too. A `completed` session also
+    /// established that `p` holds everything we had when it started.
+    fn end_session(&mut self, p: P, completed: bool) {
+        let Some(run) = self.sessions.remove(&p) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&p) {
+            if completed {
+                peer.failures = 0;
+            } else if run.initiated {
+                // Back off before trying this neighbour again: 2, 4, ...
+                // up to 32 sync steps.
+                peer.failures = peer.failures.saturating_add(1);
+                peer.wait = 1u32 << peer.failures.min(5);
+            }
+        }
+        if completed {
+            self.stats.sessions_completed += 1;
+            if let Some(peer) = self.peers.get_mut(&p) {
+                peer.ack = peer.ack.max(run.base);
+                peer.base = Some(peer.base.map_or(run.base, |b| b.max(run.base)));
+                if run.generation >= peer.resync {
+                    peer.resync = 0;
+                }
+            }
+        }
+        if run.changed {
+            self.generation += 1;
+            for (q, peer) in &mut self.peers {
+                if *q != p {
+                    peer.resync = self.generation;
+                }
+            }
+        }
+        self.collect();
+    }
+
+    fn step_peer(&mut self, state: &S, p: P, bp: bool) {
+        let Some(peer) = self.peers.get_mut(&p) else {
+            return;
+        };
+        let waiting = peer.wait > 0;
+        peer.wait = peer.wait.saturating_sub(1);
+        let peer = *peer;
+        let lost = peer.ack < peer.hole;
+        if (lost || peer.resync > 0) && !waiting && !self.sessions.contains_key(&p) {
+            match state.new_session(true, self.config.session) {
+                Some(session) => self.start_session(p, session),
+                None if lost => self.transfer_state(state, p),
+                None => {}
+            }
+        }
+        if lost {
+            // Deltas cannot serve it until the fall-back is over.
+            return;
+        }
+        if peer.ack >= self.seq {
+            return;
+        }
+        let skip = usize::try_from(peer.ack.saturating_sub(self.floor())).unwrap_or(usize::MAX);
+        let mut group = S::Delta::default();
+        for e in self.buffer.iter().skip(skip) {
+            if needed(e, &p, &peer, bp) {
+                group.join(&e.delta);
+            }
+        }
+        if group.is_bottom() {
+            return;
+        }
+        let payload = codec::encode(&group);
+        let base = match (peer.base, peer.inc) {
+            (Some(b), Some(inc)) => Some((inc, b)),
+            _ => None,
+        };
+        self.stats.groups_sent += 1;
+        self.stats.payload_bytes_sent += payload.len() as u64;
+        let msg = wire::delta(self.incarnation, peer.ack, self.seq, base, false, &payload);
+        self.send(p, msg);
+    }
+
+    /// A state transfer: the whole state as the interval `[0, seq)`,
+    /// repeated (with back-off) until acknowledged.
+    fn transfer_state(&mut self, state: &S, p: P) {
+        if let Some(x) = self.peers.get_mut(&p) {
+            x.failures = x.failures.saturating_add(1);
+            x.wait = 1u32 << x.failures.min(5);
+        }
+        let payload = state.encode_state();
+        self.stats.state_transfers += 1;
+        self.stats.states_sent += 1;
+        self.stats.payload_bytes_sent += payload.len() as u64;
+        let msg = wire::delta(self.incarnation, 0, self.seq, None, true, &payload);
+        self.send(p, msg);
+    }
+
+    fn start_session(&mut self, p: P, session: S::Session) {
+        self.next_sid += 1;
+        let peer_inc = self.peers.get(&p).and_then(|x| x.inc).unwrap_or(0);
+        self.sessions.insert(
+            p,
+            Running {
+                sid: self.next_sid,
+                initiated: true,
+                session,
+                peer_inc,
+                base: self.seq,
+                out_idx: 0,
+                in_idx: 0,
+                idle: 0,
+                changed: false,
+                generation: self.generation,
+            },
+        );
+        self.stats.sessions_started += 1;
+        self.flush_session(p);
+    }
+
+    /// Queues what the session with `p` has to send.
+    fn flush_session(&mut self, p: P) {
+        let Some(run) = self.sessions.get_mut(&p) else {
+            return;
+        };
+        while let Some(msg) = S::poll_session(&mut run.session) {
+            let bytes = wire::session(
+                self.incarnation,
+                run.peer_inc,
+                run.initiated,
+                run.sid,
+                run.out_idx,
+                &msg,
+            );
+            run.out_idx += 1;
+            self.stats.session_messages_sent += 1;
+            self.stats.messages_sent += 1;
+            self.stats.bytes_sent += bytes.len() as u64;
+            self.outbox.push_back(Transmit { to: p, bytes });
+        }
+    }
+
+    /// Handles a message from neighbour `from`. The message is parsed and
+    /// its payload decoded whole first: an error (a malformed or hostile
+    /// message, a sender that is not a neighbour) leaves `state` and the
+    /// replicator as they were, except that a failing anti-entropy session
+    /// is dropped (what its earlier messages joined stays: joins only add).
+    pub fn receive(&mut self, state: &mut S, from: P, bytes: &[u8]) -> Result<(), SyncError> {
+        self.stats.messages_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let limit = self.config.limits.max_bytes.saturating_add(64);
+        if bytes.len() > limit {
+            return Err(SyncError::TooLarge {
+                len: bytes.len(),
+                limit,
+            });
+        }
+        if !self.peers.contains_key(&from) {
+            return Err(SyncError::Unexpected(
+                "message from a peer that is not a neighbour",
+            ));
+        }
+        match wire::decode(bytes)? {
+            wire::Msg::Delta {
+                from_inc,
+                start,
+                end,
+                base,
+                full,
+                payload,
+            } => {
+                let group =
+                    self.decode_payload(payload, if full { "state" } else { "delta-group" })?;
+                if !self.observe(from, from_inc) {
+                    return Ok(());
+                }
+                self.on_delta(state, from, from_inc, start, end, base, group);
+            }
+            wire::Msg::State { from_inc, payload } => {
+                let whole = self.decode_payload(payload, "state")?;
+                if !self.observe(from, from_inc) {
+                    return Ok(());
+                }
+                self.on_state(state, from, from_inc, whole);
+            }
+            wire::Msg::Ack {
+                from_inc,
+                to_inc,
+                have,
+            } => {
+                if to_inc != self.incarnation {
+                    self.stats.stale_ignored += 1;
+                    return Ok(());
+                }
+                if !self.observe(from, from_inc) {
+                    return Ok(());
+                }
+                self.on_ack(from, have);
+            }
+            wire::Msg::Session {
+                from_inc,
+                to_inc,
+                to_responder,
+                sid,
+                idx,
+                payload,
+            } => {
+                // A Hello may not know our incarnation yet (0).
+                if to_inc != self.incarnation && !(to_responder && to_inc == 0) {
+                    self.stats.stale_ignored += 1;
+                    return Ok(());
+                }
+                if !self.observe(from, from_inc) {
+                    return Ok(());
+                }
+                self.on_session(state, from, from_inc, to_responder, sid, idx, payload)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_payload(&self, payload: &[u8], what: &'static str) -> Result<S::Delta, SyncError> {
+        codec::decode::<S::Delta>(payload, &self.config.limits)
+            .map_err(|source| SyncError::Value { what, source })
+    }
+
+    /// Notes `from`'s incarnation; a new one means it restarted: it is
+    /// treated as a new neighbour. Returns `false` for a message from an
+    /// incarnation it already replaced (a straggler), to be ignored.
+    fn observe(&mut self, from: P, inc: u32) -> bool {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        match peer.inc {
+            Some(known) if known == inc => true,
+            None => {
+                peer.inc = Some(inc);
+                true
+            }
+            Some(_) if peer.retired.contains(&inc) => {
+                self.stats.stale_ignored += 1;
+                false
+            }
+            Some(old) => {
+                let mut retired = peer.retired;
+                retired.rotate_right(1);
+                retired[0] = old;
+                self.stats.peer_restarts += 1;
+                self.end_session(from, false);
+                let mut fresh = Peer::new(self.floor());
+                fresh.inc = Some(inc);
+                fresh.retired = retired;
+                self.peers.insert(from, fresh);
+                true
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_delta(
+        &mut self,
+        state: &mut S,
+        from: P,
+        from_inc: u32,
+        start: u64,
+        end: u64,
+        base: Option<(u32, u64)>,
+        group: S::Delta,
+    ) {
+        let me = self.incarnation;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if let Some((inc, b)) = base {
+            if inc == me {
+                peer.recv = peer.recv.max(b);
+            }
+        }
+        if !self.sessions.is_empty() {
+            // A fall-back session verifies equal roots: hold remote deltas
+            // back until it ends (the sender sends them again, unacked).
+            self.stats.groups_deferred += 1;
+            return;
+        }
+        if start > peer.recv {
+            // The causal merging condition fails: we lack [recv, start).
+            self.stats.groups_refused += 1;
+            let have = peer.recv;
+            self.stats.acks_sent += 1;
+            self.send(from, wire::ack(me, from_inc, have));
+            return;
+        }
+        peer.recv = peer.recv.max(end);
+        let have = peer.recv;
+        self.stats.groups_received += 1;
+        let novel = state.inflation(&group);
+        if novel.is_bottom() {
+            self.stats.groups_redundant += 1;
+        } else {
+            state.join_delta(&novel);
+            if let Strategy::Delta { rr, .. } = self.config.strategy {
+                self.push(Some((from, from_inc)), if rr { novel } else { group });
+                self.collect();
+            }
+        }
+        self.stats.acks_sent += 1;
+        self.send(from, wire::ack(me, from_inc, have));
+    }
+
+    fn on_state(&mut self, state: &mut S, from: P, from_inc: u32, whole: S::Delta) {
+        self.stats.groups_received += 1;
+        match self.config.strategy {
+            Strategy::State => state.join_delta(&whole),
+            Strategy::Delta { .. } => {
+                let novel = state.inflation(&whole);
+                if novel.is_bottom() {
+                    self.stats.groups_redundant += 1;
+                } else {
+                    state.join_delta(&novel);
+                    self.push(Some((from, from_inc)), novel);
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, from: P, have: u64) {
+        let seq = self.seq;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        // Nobody can hold what was never sent.
+        peer.ack = peer.ack.max(have.min(seq));
+        if peer.ack >= peer.hole && peer.resync == 0 {
+            peer.failures = 0;
+        }
+        if peer.base.is_some_and(|b| have >= b) {
+            peer.base = None;
+        }
+        self.collect();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_session(
+        &mut self,
+        state: &mut S,
+        from: P,
+        from_inc: u32,
+        to_responder: bool,
+        sid: u64,
+        idx: u64,
+        payload: &[u8],
+    ) -> Result<(), SyncError> {
+        let current = self.sessions.get(&from).map(|r| (r.initiated, r.sid));
+        if to_responder {
+            // The peer initiated this session.
+            let accept_new = match current {
+                Some((false, s)) if s == sid => false,
+                Some((false, s)) if s > sid => {
+                    self.stats.stale_ignored += 1;
+                    return Ok(());
+                }
+                // Both initiated at once: the lower incarnation's session
+                // wins (the other side drops its own on our Hello).
+                Some((true, _)) if self.incarnation < from_inc => {
+                    self.stats.stale_ignored += 1;
+                    return Ok(());
+                }
+                _ => true,
+            };
+            if accept_new {
+                if idx != 0 {
+                    // The middle of a session we do not have.
+                    self.stats.stale_ignored += 1;
+                    return Ok(());
+                }
+                let Some(session) = state.new_session(false, self.config.session) else {
+                    return Err(SyncError::Unexpected(
+                        "this state has no anti-entropy session",
+                    ));
+                };
+                self.end_session(from, false);
+                self.sessions.insert(
+                    from,
+                    Running {
+                        sid,
+                        initiated: false,
+                        session,
+                        peer_inc: from_inc,
+                        base: self.seq,
+                        out_idx: 0,
+                        in_idx: 0,
+                        idle: 0,
+                        changed: false,
+                        generation: self.generation,
+                    },
+                );
+                self.stats.sessions_started += 1;
+            }
+        } else if current != Some((true, sid)) {
+            self.stats.stale_ignored += 1;
+            return Ok(());
+        }
+        let Some(run) = self.sessions.get_mut(&from) else {
+            return Ok(());
+        };
+        if idx < run.in_idx {
+            self.stats.stale_ignored += 1;
+            return Ok(());
+        }
+        if idx > run.in_idx {
+            // A message of this session was lost: give it up (the
+            // initiator starts another at its next step if still needed).
+            self.stats.sessions_failed += 1;
+            self.end_session(from, false);
+            return Ok(());
+        }
+        run.in_idx += 1;
+        run.idle = 0;
+        run.peer_inc = from_inc;
+        match state.handle_session(&mut run.session, payload) {
+            Ok(changed) => run.changed |= changed,
+            Err(e) => {
+                self.stats.sessions_failed += 1;
+                self.end_session(from, false);
+                // A malformed message is the peer's fault; a session that
+                // could not verify equal roots in time, or saw a message out
+                // of order, is only retried.
+                return match e {
+                    SyncError::Malformed(_)
+                    | SyncError::Version(_)
+                    | SyncError::Value { .. }
+                    | SyncError::TooLarge { .. } => Err(e),
+                    _ => Ok(()),
+                };
+            }
+        }
+        self.flush_session(from);
+        if self
+            .sessions
+            .get(&from)
+            .is_some_and(|r| S::session_done(&r.session))
+        {
+            self.end_session(from, true);
+        }
+        Ok(())
+    }
+}
