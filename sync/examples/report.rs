@@ -1,0 +1,1438 @@
+//! The convergence report: runs the `convergence` example's cells over a
+//! matrix, takes the median over seeds, and writes a markdown report with
+//! tables and SVG plots.
+//!
+//! ```text
+//! cargo run --release -p accordant-sync --example report            # small matrix, < 2 min
+//! cargo run --release -p accordant-sync --example report -- --full  # everything (long)
+//! ```
+//!
+//! Writes `target/accordant-report/` (or `$CARGO_TARGET_DIR/accordant-report`,
+//! or `--out DIR`):
+//!
+//! - `report.md`: the headline table (256-byte LWW registers, two-sided, at
+//!   the largest `N`), the digest maintenance costs, then for every value
+//!   kind and sidedness a table of every cell (bytes and their ratio to the
+//!   lower bound, round trips, modelled time, CPU per side) and its plots;
+//! - `headline.md`: the headline table alone, as the README shows it;
+//! - `results.csv`: every run (one row per seed and protocol: the
+//!   `convergence` columns after `kind,two_sided,seed`, then `model_ms`);
+//! - `medians.csv`: the medians per cell and protocol;
+//! - `bytes-KIND-SIDES-nN.svg`: total bytes against `D`, one line per
+//!   protocol and the lower bound dashed, for each `N`;
+//! - `time-KIND-SIDES-nN.svg`: modelled time to converge against `D` at
+//!   the largest `N`;
+//! - `round-trips-KIND-SIDES.svg`: round trips against `N` at `D/N = 10^-3`
+//!   (or the nearest ratio run).
+//!
+//! # The matrix
+//!
+//! `--full`: `N` in 10^3, 10^4, 10^5, 10^6; `D/N` in 0, 10^-5, 10^-4,
+//! 10^-3, 10^-2, 10^-1, 1; value kinds `lww` (256-byte registers),
+//! `counter` (a `GCounter` of two replicas) and `orset` (1000 elements, one
+//! element changed); one- and two-sided; seeds 1, 2, 3. By default: `N` in
+//! 10^3, 10^4 (`orset` at 10^3 only), `D/N` in 0, 10^-3, 10^-2, 10^-1, 1,
+//! seed 1. A cell whose `D = round(N · D/N)` is 0 for a non-zero ratio is
+//! skipped (it repeats `D = 0`). `orset` stores are capped at `N · E <=
+//! 2 · 10^7` set elements (`N <= 10^4` at 1000 elements): a 1000-element
+//! OR-Set takes about 50 KB of memory, and two stores, the reference join
+//! and one protocol's copies of 10^6 of them would not fit in 24 GB.
+//! `--keys`, `--ratios`, `--kinds`, `--sides`, `--seeds` and `--protocols`
+//! override parts of either matrix.
+//!
+//! # Modelled time
+//!
+//! Time to converge over a link of 100 ms round-trip time and 100 Mbit/s,
+//! one way at a time: each round trip costs the RTT plus the time to put
+//! its bytes on the wire, so the sum over rounds is `round_trips · RTT +
+//! total bytes / bandwidth`. CPU is not included (it is reported apart).
+//!
+//! # Digest maintenance
+//!
+//! Unless `--no-digest`, the report also builds a store of 10^6 `GCounter`s
+//! and measures the time of a local update (`Store::update`: re-encoding
+//! the value, hashing the item, updating one root-to-leaf path of the
+//! tree), of the tree update alone (`DigestTree::replace`), and the digest
+//! memory per key (`Store::digest_bytes`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use accordant::{GCounter, ReplicaId};
+use accordant_sync::digest::{ItemHash, KeyHash};
+use accordant_sync::store::key_bytes;
+use common::model::{
+    build_base, diverge, with_model, CounterModel, Kind, Model, ValueSpec, WithModel,
+};
+use common::svg::{self, Axis, Chart, Scale, Series};
+use common::{run_cell, Row, HEADER, PROTOCOL_NAMES};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const USAGE: &str = "\
+usage: report [--full] [--keys LIST] [--ratios LIST] [--kinds LIST] [--sides LIST]
+              [--seeds K] [--protocols LIST] [--out DIR] [--no-digest]
+              [--from-csv FILE]
+
+  --full            the whole matrix (N up to 1e6, 7 ratios, 3 seeds; long)
+  --keys LIST       N values, e.g. 1e3,1e4
+  --ratios LIST     D/N values, e.g. 0,1e-3,1e-2,1
+  --kinds LIST      value kinds among lww,counter,orset
+  --sides LIST      one, two or one,two
+  --seeds K         seeds 1..=K (median over them)
+  --protocols LIST  subset of accordant,full_state,merkle_fixed,negentropy
+  --out DIR         output folder (default target/accordant-report)
+  --no-digest       skip the digest maintenance measurement
+  --from-csv FILE   run nothing: render the runs of an earlier results.csv";
+
+/// Round-trip time of the modelled link, in seconds.
+const RTT: f64 = 0.100;
+/// Bandwidth of the modelled link, in bytes per second (100 Mbit/s).
+const BANDWIDTH: f64 = 100e6 / 8.0;
+/// Bytes of each LWW register.
+const LWW_BYTES: usize = 256;
+/// Elements of each OR-Set.
+const SET_ELEMS: usize = 1000;
+/// The most OR-Set elements per store.
+const ORSET_ELEMS_CAP: u64 = 20_000_000;
+/// Keys of the digest maintenance measurement.
+const DIGEST_KEYS: u64 = 1_000_000;
+
+/// Colours of the protocols, in [`PROTOCOL_NAMES`] order.
+const COLORS: [&str; 4] = ["#1f63b4", "#8c8c8c", "#e07b00", "#2a9d3a"];
+
+// ---------------------------------------------------------------------------
+// Arguments
+
+#[derive(Debug, Clone)]
+struct Args {
+    full: bool,
+    keys: Vec<u64>,
+    ratios: Vec<f64>,
+    kinds: Vec<Kind>,
+    sides: Vec<bool>,
+    seeds: u64,
+    protocols: Vec<String>,
+    out: PathBuf,
+    digest: bool,
+    from_csv: Option<PathBuf>,
+}
+
+/// A count such as `1000`, `1e6` or `1_000`.
+fn parse_count(s: &str) -> Result<u64, String> {
+    let v: f64 = s
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("expected a count such as 1000 or 1e6, got {s:?}"))?;
+    if !(1.0..=1e8).contains(&v) || v.fract() != 0.0 {
+        return Err(format!("a count from 1 to 1e8, got {s:?}"));
+    }
+    Ok(v as u64)
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut full = false;
+    let mut keys = None;
+    let mut ratios = None;
+    let mut kinds = None;
+    let mut sides = None;
+    let mut seeds = None;
+    let mut protocols = None;
+    let mut out = None;
+    let mut digest = true;
+    let mut from_csv = None;
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--full" => full = true,
+            "--no-digest" => digest = false,
+            "--keys" => {
+                keys = Some(
+                    value("--keys")?
+                        .split(',')
+                        .map(parse_count)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+            "--ratios" => {
+                let list = value("--ratios")?
+                    .split(',')
+                    .map(|s| match s.parse::<f64>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                        _ => Err(format!("--ratios: a ratio from 0 to 1, got {s:?}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                ratios = Some(list);
+            }
+            "--kinds" => {
+                let list = value("--kinds")?
+                    .split(',')
+                    .map(|s| Kind::parse(s).ok_or(format!("--kinds: unknown kind {s:?}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                kinds = Some(list);
+            }
+            "--sides" => {
+                let list = value("--sides")?
+                    .split(',')
+                    .map(|s| match s {
+                        "one" => Ok(false),
+                        "two" => Ok(true),
+                        _ => Err(format!("--sides: one or two, got {s:?}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                sides = Some(list);
+            }
+            "--seeds" => {
+                let k = parse_count(&value("--seeds")?)?;
+                seeds = Some(k.min(100));
+            }
+            "--protocols" => {
+                let v = value("--protocols")?;
+                let mut list = Vec::new();
+                for name in v.split(',') {
+                    if !PROTOCOL_NAMES.contains(&name) {
+                        return Err(format!("--protocols: unknown protocol {name:?}"));
+                    }
+                    list.push(name.to_string());
+                }
+                protocols = Some(list);
+            }
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--from-csv" => from_csv = Some(PathBuf::from(value("--from-csv")?)),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let (dk, dr, ds): (&[u64], &[f64], u64) = if full {
+        (
+            &[1_000, 10_000, 100_000, 1_000_000],
+            &[0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+            3,
+        )
+    } else {
+        (&[1_000, 10_000], &[0.0, 1e-3, 1e-2, 1e-1, 1.0], 1)
+    };
+    let mut keys = keys.unwrap_or_else(|| dk.to_vec());
+    keys.sort_unstable();
+    keys.dedup();
+    let mut ratios = ratios.unwrap_or_else(|| dr.to_vec());
+    ratios.sort_by(f64::total_cmp);
+    ratios.dedup();
+    let mut kinds = kinds.unwrap_or_else(|| vec![Kind::Lww, Kind::Counter, Kind::OrSet]);
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut sides = sides.unwrap_or_else(|| vec![false, true]);
+    sides.sort_unstable();
+    sides.dedup();
+    let out = out.unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("accordant-report")
+    });
+    Ok(Some(Args {
+        full,
+        keys,
+        ratios,
+        kinds,
+        sides,
+        seeds: seeds.unwrap_or(ds),
+        protocols: protocols
+            .unwrap_or_else(|| PROTOCOL_NAMES.iter().map(|s| s.to_string()).collect()),
+        out,
+        digest,
+        from_csv,
+    }))
+}
+
+/// The value model of `kind` in the report.
+fn spec(kind: Kind) -> ValueSpec {
+    ValueSpec {
+        kind,
+        value_bytes: LWW_BYTES,
+        set_elems: SET_ELEMS,
+    }
+}
+
+/// Whether the matrix runs `kind` at `n` keys, and why not.
+fn skip_reason(args: &Args, kind: Kind, n: u64) -> Option<String> {
+    if kind == Kind::OrSet {
+        if n.saturating_mul(SET_ELEMS as u64) > ORSET_ELEMS_CAP {
+            return Some(format!(
+                "orset at N = {}: over {} set elements per store (about 50 KB of memory per \
+                 1000-element set; the stores and their copies would not fit in 24 GB)",
+                fmt_n(n),
+                fmt_n(ORSET_ELEMS_CAP)
+            ));
+        }
+        if !args.full && n > 1_000 {
+            return Some(format!(
+                "orset at N = {}: left out of the default matrix for time (run --full)",
+                fmt_n(n)
+            ));
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Running the matrix
+
+/// One protocol run on one cell and seed.
+#[derive(Debug, Clone)]
+struct Run {
+    kind: Kind,
+    two_sided: bool,
+    seed: u64,
+    row: Row,
+}
+
+impl Run {
+    /// Modelled time to converge, in seconds.
+    fn model_time(&self) -> f64 {
+        self.row.round_trips as f64 * RTT + self.row.bytes() as f64 / BANDWIDTH
+    }
+}
+
+/// Every cell of one kind, `N` and seed: one base store, diverged per cell.
+struct Seeded<'a> {
+    args: &'a Args,
+    kind: Kind,
+    keys: u64,
+    seed: u64,
+    runs: &'a mut Vec<Run>,
+    failures: &'a mut Vec<String>,
+}
+
+impl WithModel for Seeded<'_> {
+    type Out = ();
+
+    fn run<M: Model>(self, m: &M, rng: &mut ChaCha8Rng) {
+        let t = Instant::now();
+        let base = build_base(m, self.keys, rng);
+        eprintln!(
+            "  built {} {} keys (seed {}) in {:.1?}",
+            fmt_n(self.keys),
+            self.kind.name(),
+            self.seed,
+            t.elapsed()
+        );
+        let value_bytes = (self.kind == Kind::Lww).then_some(LWW_BYTES as u64);
+        for &two_sided in &self.args.sides {
+            for &ratio in &self.args.ratios {
+                let Some(d) = changed(self.keys, ratio) else {
+                    continue;
+                };
+                let t = Instant::now();
+                // A clone of the generator as it left the base: the very
+                // cell `convergence --seed X` builds.
+                let pair = diverge(m, &base, d, two_sided, &mut rng.clone());
+                let (rows, _) = run_cell(pair, self.keys, value_bytes, &self.args.protocols);
+                let mut line = format!(
+                    "  {} {}-sided N={} D={} seed {}:",
+                    self.kind.name(),
+                    if two_sided { "two" } else { "one" },
+                    fmt_n(self.keys),
+                    d,
+                    self.seed
+                );
+                for row in rows {
+                    let _ = write!(line, " {} {}", row.protocol, row.bytes());
+                    if let Some(e) = &row.error {
+                        self.failures.push(format!("{line}: {}: {e}", row.protocol));
+                    }
+                    self.runs.push(Run {
+                        kind: self.kind,
+                        two_sided,
+                        seed: self.seed,
+                        row: Row {
+                            notes: Vec::new(),
+                            ..row
+                        },
+                    });
+                }
+                eprintln!("{line} ({:.1?})", t.elapsed());
+            }
+        }
+    }
+}
+
+/// `D` for `N` and a ratio, or `None` when a non-zero ratio rounds to 0.
+fn changed(n: u64, ratio: f64) -> Option<u64> {
+    let d = (n as f64 * ratio).round() as u64;
+    (ratio == 0.0 || d > 0).then_some(d.min(n))
+}
+
+// ---------------------------------------------------------------------------
+// Medians
+
+/// Medians of one protocol on one cell over the seeds.
+#[derive(Debug, Clone)]
+struct Cell {
+    protocol: &'static str,
+    kind: Kind,
+    two_sided: bool,
+    keys: u64,
+    changed: u64,
+    value_bytes: u64,
+    bytes_a_to_b: u64,
+    bytes_b_to_a: u64,
+    bytes: u64,
+    messages: u64,
+    round_trips: u64,
+    lower_bound: u64,
+    cpu_a: Duration,
+    cpu_b: Duration,
+    model_time: f64,
+    converged: bool,
+    seeds: usize,
+}
+
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Cell key: kind, sidedness, N, D, protocol index.
+type CellKey = (Kind, bool, u64, u64, usize);
+
+fn medians(runs: &[Run]) -> BTreeMap<CellKey, Cell> {
+    let mut groups: BTreeMap<CellKey, Vec<&Run>> = BTreeMap::new();
+    for r in runs {
+        let p = PROTOCOL_NAMES
+            .iter()
+            .position(|n| *n == r.row.protocol)
+            .unwrap_or(0);
+        groups
+            .entry((r.kind, r.two_sided, r.row.keys, r.row.changed, p))
+            .or_default()
+            .push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(key, g)| {
+            let m = |f: fn(&Run) -> u64| median(g.iter().map(|r| f(r)).collect());
+            let first = g[0];
+            let cell = Cell {
+                protocol: first.row.protocol,
+                kind: first.kind,
+                two_sided: first.two_sided,
+                keys: first.row.keys,
+                changed: first.row.changed,
+                value_bytes: m(|r| r.row.value_bytes),
+                bytes_a_to_b: m(|r| r.row.bytes_a_to_b),
+                bytes_b_to_a: m(|r| r.row.bytes_b_to_a),
+                bytes: m(|r| r.row.bytes()),
+                messages: m(|r| r.row.messages),
+                round_trips: m(|r| r.row.round_trips),
+                lower_bound: m(|r| r.row.lower_bound_bytes),
+                cpu_a: median(g.iter().map(|r| r.row.cpu_a).collect()),
+                cpu_b: median(g.iter().map(|r| r.row.cpu_b).collect()),
+                model_time: median(g.iter().map(|r| r.model_time()).collect()),
+                converged: g.iter().all(|r| r.row.converged),
+                seeds: g.len(),
+            };
+            (key, cell)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Digest maintenance
+
+/// What keeping the digest tree costs at `DIGEST_KEYS` keys.
+struct DigestCosts {
+    keys: u64,
+    build_ns_per_key: f64,
+    update_ns: f64,
+    tree_ns: f64,
+    hash_ns: f64,
+    digest_bytes_per_key: f64,
+    tree_bytes_per_key: f64,
+    depth: u8,
+}
+
+fn digest_costs() -> DigestCosts {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let t = Instant::now();
+    let mut store = build_base(&CounterModel, DIGEST_KEYS, &mut rng);
+    let build = t.elapsed();
+    let updates = 1_000_000u64;
+    let keys: Vec<u64> = (0..updates)
+        .map(|_| rng.gen_range(0..DIGEST_KEYS))
+        .collect();
+    let eu = ReplicaId::from_u128(1);
+    let t = Instant::now();
+    for &k in &keys {
+        let _ = store.update(k, |c: &mut GCounter| c.inc(eu, 1));
+    }
+    let update = t.elapsed();
+    // The tree alone: replace random items on random paths.
+    let mut tree = store.tree().clone();
+    let paths: Vec<(KeyHash, ItemHash, ItemHash)> = (0..updates)
+        .map(|_| (KeyHash(rng.gen()), ItemHash(rng.gen()), ItemHash(rng.gen())))
+        .collect();
+    let t = Instant::now();
+    for &(h, old, new) in &paths {
+        tree.replace(h, old, new);
+    }
+    let tree_time = t.elapsed();
+    std::hint::black_box(tree.root());
+    // The hashing an update does: the key hash and the item hash of a
+    // counter's encoding.
+    let value = accordant::codec::encode(store.get(&0).unwrap_or(&GCounter::new()));
+    let t = Instant::now();
+    let mut acc = 0u128;
+    for &k in keys.iter().take(200_000) {
+        let kb = key_bytes(&k);
+        acc = acc.wrapping_add(u128::from(KeyHash::of(&kb).0));
+        acc = acc.wrapping_add(ItemHash::from_parts(&kb, &value).0);
+    }
+    let hash = t.elapsed();
+    std::hint::black_box(acc);
+    let n = store.len() as f64;
+    DigestCosts {
+        keys: DIGEST_KEYS,
+        build_ns_per_key: build.as_nanos() as f64 / n,
+        update_ns: update.as_nanos() as f64 / updates as f64,
+        tree_ns: tree_time.as_nanos() as f64 / updates as f64,
+        hash_ns: hash.as_nanos() as f64 / 200_000.0,
+        digest_bytes_per_key: store.digest_bytes() as f64 / n,
+        tree_bytes_per_key: store.tree().heap_bytes() as f64 / n,
+        depth: store.tree().depth(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+/// `1e3`, `1e6`, or the number as is.
+fn fmt_n(n: u64) -> String {
+    let mut e = 0;
+    let mut m = n;
+    while m >= 10 && m % 10 == 0 {
+        m /= 10;
+        e += 1;
+    }
+    if m == 1 && e >= 3 {
+        format!("1e{e}")
+    } else {
+        group(n)
+    }
+}
+
+/// `1,234,567`.
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A ratio such as `1e-3`, `0` or `1`.
+fn fmt_ratio(r: f64) -> String {
+    if r == 0.0 || r == 1.0 {
+        format!("{r}")
+    } else {
+        let e = r.log10().round() as i32;
+        if (10f64.powi(e) - r).abs() < 1e-12 {
+            format!("1e{e}")
+        } else {
+            format!("{r}")
+        }
+    }
+}
+
+/// A ratio: `1.22`, `65.9`, `2,011`.
+fn fmt_x(x: f64) -> String {
+    if x >= 1000.0 {
+        group(x.round() as u64)
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// Bytes with three significant digits: `72 B`, `7.27 kB`, `568 MB`.
+fn human(b: u64) -> String {
+    let (div, unit) = match b {
+        0..=999 => return format!("{b} B"),
+        1_000..=999_999 => (1e3, "kB"),
+        1_000_000..=999_999_999 => (1e6, "MB"),
+        _ => (1e9, "GB"),
+    };
+    let x = b as f64 / div;
+    if x >= 99.95 {
+        format!("{x:.0} {unit}")
+    } else if x >= 9.995 {
+        format!("{x:.1} {unit}")
+    } else {
+        format!("{x:.2} {unit}")
+    }
+}
+
+fn fmt_time(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn fmt_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+fn sides_name(two: bool) -> &'static str {
+    if two {
+        "two-sided"
+    } else {
+        "one-sided"
+    }
+}
+
+fn kind_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Lww => "256-byte LWW registers",
+        Kind::Counter => "GCounters (two replicas)",
+        Kind::OrSet => "1000-element OR-Sets, one element changed",
+    }
+}
+
+/// The `(N, D)` cells of a kind and sidedness, in order.
+fn cells_of(m: &BTreeMap<CellKey, Cell>, kind: Kind, two: bool) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = m
+        .keys()
+        .filter(|k| k.0 == kind && k.1 == two)
+        .map(|k| (k.2, k.3))
+        .collect();
+    v.dedup();
+    v
+}
+
+fn get<'a>(
+    m: &'a BTreeMap<CellKey, Cell>,
+    kind: Kind,
+    two: bool,
+    n: u64,
+    d: u64,
+    protocol: &str,
+) -> Option<&'a Cell> {
+    let p = PROTOCOL_NAMES.iter().position(|x| *x == protocol)?;
+    m.get(&(kind, two, n, d, p))
+}
+
+/// The headline table of one kind and sidedness at `n` keys.
+fn headline_table(m: &BTreeMap<CellKey, Cell>, kind: Kind, two: bool, n: u64) -> String {
+    let mut s = String::new();
+    let present: Vec<&str> = PROTOCOL_NAMES
+        .iter()
+        .copied()
+        .filter(|p| {
+            cells_of(m, kind, two)
+                .iter()
+                .any(|&(k, d)| k == n && get(m, kind, two, k, d, p).is_some())
+        })
+        .collect();
+    let _ = write!(s, "| D | lower bound |");
+    for p in &present {
+        let _ = write!(s, " {p} |");
+    }
+    let _ = writeln!(s, " accordant CPU A / B (ms) |");
+    let _ = write!(s, "|---:|---:|");
+    for _ in &present {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s, "---:|");
+    for (k, d) in cells_of(m, kind, two) {
+        if k != n {
+            continue;
+        }
+        let Some(any) = present.iter().find_map(|p| get(m, kind, two, k, d, p)) else {
+            continue;
+        };
+        let _ = write!(s, "| {} | {} |", group(d), human(any.lower_bound));
+        for p in &present {
+            match get(m, kind, two, k, d, p) {
+                Some(c) => {
+                    let ratio = if c.lower_bound > 0 {
+                        format!(" ({}×)", fmt_x(c.bytes as f64 / c.lower_bound as f64))
+                    } else {
+                        String::new()
+                    };
+                    let flag = if c.converged {
+                        ""
+                    } else {
+                        " **not converged**"
+                    };
+                    let _ = write!(
+                        s,
+                        " {}{ratio} · {} RT · {}{flag} |",
+                        human(c.bytes),
+                        c.round_trips,
+                        fmt_time(c.model_time)
+                    );
+                }
+                None => {
+                    let _ = write!(s, " — |");
+                }
+            }
+        }
+        match get(m, kind, two, k, d, "accordant") {
+            Some(c) => {
+                let _ = writeln!(s, " {} / {} |", fmt_ms(c.cpu_a), fmt_ms(c.cpu_b));
+            }
+            None => {
+                let _ = writeln!(s, " — |");
+            }
+        }
+    }
+    s
+}
+
+/// The full table of one kind and sidedness.
+fn full_table(m: &BTreeMap<CellKey, Cell>, kind: Kind, two: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| N | D | protocol | bytes A→B | bytes B→A | × lower bound | messages | round trips | modelled time | CPU A (ms) | CPU B (ms) | converged |"
+    );
+    let _ = writeln!(
+        s,
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for (n, d) in cells_of(m, kind, two) {
+        let mut first = true;
+        for p in PROTOCOL_NAMES {
+            let Some(c) = get(m, kind, two, n, d, p) else {
+                continue;
+            };
+            if first {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | *lower bound* | | | {} | | | | | | |",
+                    fmt_n(n),
+                    group(d),
+                    group(c.lower_bound)
+                );
+                first = false;
+            }
+            let ratio = if c.lower_bound > 0 {
+                fmt_x(c.bytes as f64 / c.lower_bound as f64)
+            } else {
+                "—".into()
+            };
+            let _ = writeln!(
+                s,
+                "| | | {p} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+                group(c.bytes_a_to_b),
+                group(c.bytes_b_to_a),
+                c.messages,
+                c.round_trips,
+                fmt_time(c.model_time),
+                fmt_ms(c.cpu_a),
+                fmt_ms(c.cpu_b),
+                if c.converged { "yes" } else { "**no**" }
+            );
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Plots
+
+fn color(protocol: &str) -> &'static str {
+    PROTOCOL_NAMES
+        .iter()
+        .position(|p| *p == protocol)
+        .map_or("#000", |i| COLORS[i])
+}
+
+/// Bytes against D at `n` keys.
+fn bytes_chart(m: &BTreeMap<CellKey, Cell>, kind: Kind, two: bool, n: u64) -> Chart {
+    let cells: Vec<u64> = cells_of(m, kind, two)
+        .into_iter()
+        .filter(|c| c.0 == n)
+        .map(|c| c.1)
+        .collect();
+    let mut series = Vec::new();
+    for p in PROTOCOL_NAMES {
+        let points: Vec<(f64, f64)> = cells
+            .iter()
+            .filter_map(|&d| get(m, kind, two, n, d, p).map(|c| (d as f64, c.bytes as f64)))
+            .collect();
+        if !points.is_empty() {
+            series.push(Series {
+                name: p.to_string(),
+                color: color(p),
+                dashed: false,
+                points,
+            });
+        }
+    }
+    let bound: Vec<(f64, f64)> = cells
+        .iter()
+        .filter_map(|&d| {
+            PROTOCOL_NAMES
+                .iter()
+                .find_map(|p| get(m, kind, two, n, d, p))
+                .map(|c| (d as f64, c.lower_bound as f64))
+        })
+        .collect();
+    series.push(Series {
+        name: "lower bound".into(),
+        color: "#000",
+        dashed: true,
+        points: bound,
+    });
+    Chart {
+        title: format!(
+            "Bytes to converge: {}, {}, N = {}",
+            kind_title(kind),
+            sides_name(two),
+            fmt_n(n)
+        ),
+        subtitle: "both directions, median over seeds; D = 0 is in the tables (log axes)".into(),
+        x: Axis {
+            label: "D, keys diverged".into(),
+            scale: Scale::Log,
+            format: svg::si,
+        },
+        y: Axis {
+            label: "bytes on the wire".into(),
+            scale: Scale::Log,
+            format: svg::bytes,
+        },
+        series,
+    }
+}
+
+/// Modelled time against D at `n` keys.
+fn time_chart(m: &BTreeMap<CellKey, Cell>, kind: Kind, two: bool, n: u64) -> Chart {
+    let cells: Vec<u64> = cells_of(m, kind, two)
+        .into_iter()
+        .filter(|c| c.0 == n)
+        .map(|c| c.1)
+        .collect();
+    let series = PROTOCOL_NAMES
+        .iter()
+        .filter_map(|p| {
+            let points: Vec<(f64, f64)> = cells
+                .iter()
+                .filter_map(|&d| get(m, kind, two, n, d, p).map(|c| (d as f64, c.model_time)))
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                name: p.to_string(),
+                color: color(p),
+                dashed: false,
+                points,
+            })
+        })
+        .collect();
+    Chart {
+        title: format!(
+            "Modelled time to converge: {}, {}, N = {}",
+            kind_title(kind),
+            sides_name(two),
+            fmt_n(n)
+        ),
+        subtitle: "100 ms RTT, 100 Mbit/s: round trips × RTT + bytes / bandwidth (log axes)".into(),
+        x: Axis {
+            label: "D, keys diverged".into(),
+            scale: Scale::Log,
+            format: svg::si,
+        },
+        y: Axis {
+            label: "seconds".into(),
+            scale: Scale::Log,
+            format: svg::seconds,
+        },
+        series,
+    }
+}
+
+/// Round trips against N at the ratio nearest 1e-3.
+fn round_trip_chart(
+    m: &BTreeMap<CellKey, Cell>,
+    kind: Kind,
+    two: bool,
+    ratio: f64,
+) -> Option<Chart> {
+    let cells: Vec<(u64, u64)> = cells_of(m, kind, two)
+        .into_iter()
+        .filter(|&(n, d)| changed(n, ratio) == Some(d))
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let series = PROTOCOL_NAMES
+        .iter()
+        .filter_map(|p| {
+            let points: Vec<(f64, f64)> = cells
+                .iter()
+                .filter_map(|&(n, d)| {
+                    get(m, kind, two, n, d, p).map(|c| (n as f64, c.round_trips as f64))
+                })
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                name: p.to_string(),
+                color: color(p),
+                dashed: false,
+                points,
+            })
+        })
+        .collect();
+    Some(Chart {
+        title: format!(
+            "Round trips: {}, {}, D/N = {}",
+            kind_title(kind),
+            sides_name(two),
+            fmt_ratio(ratio)
+        ),
+        subtitle: "round trips until both sides hold the join (median over seeds)".into(),
+        x: Axis {
+            label: "N, keys per store".into(),
+            scale: Scale::Log,
+            format: svg::si,
+        },
+        y: Axis {
+            label: "round trips".into(),
+            scale: Scale::Linear,
+            format: svg::plain,
+        },
+        series,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn write_outputs(
+    args: &Args,
+    runs: &[Run],
+    skipped: &[String],
+    failures: &[String],
+    digest: Option<&DigestCosts>,
+    provenance: &str,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("creating {}: {e}", args.out.display()))?;
+    let m = medians(runs);
+
+    // CSVs.
+    let mut csv = format!("kind,two_sided,seed,{HEADER},model_ms\n");
+    for r in runs {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{:.1}",
+            r.kind.name(),
+            r.two_sided,
+            r.seed,
+            r.row.csv(),
+            r.model_time() * 1e3
+        );
+    }
+    write(&args.out.join("results.csv"), &csv)?;
+    let mut csv = String::from(
+        "kind,two_sided,keys,changed,protocol,value_bytes,bytes_a_to_b,bytes_b_to_a,bytes,\
+         messages,round_trips,lower_bound_bytes,cpu_a_ms,cpu_b_ms,model_ms,converged,seeds\n",
+    );
+    for c in m.values() {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.1},{},{}",
+            c.kind.name(),
+            c.two_sided,
+            c.keys,
+            c.changed,
+            c.protocol,
+            c.value_bytes,
+            c.bytes_a_to_b,
+            c.bytes_b_to_a,
+            c.bytes,
+            c.messages,
+            c.round_trips,
+            c.lower_bound,
+            c.cpu_a.as_secs_f64() * 1e3,
+            c.cpu_b.as_secs_f64() * 1e3,
+            c.model_time * 1e3,
+            c.converged,
+            c.seeds
+        );
+    }
+    write(&args.out.join("medians.csv"), &csv)?;
+
+    // Plots.
+    let mut plots: BTreeMap<(Kind, bool), Vec<String>> = BTreeMap::new();
+    for &kind in &args.kinds {
+        for &two in &args.sides {
+            let ns: Vec<u64> = {
+                let mut v: Vec<u64> = cells_of(&m, kind, two).iter().map(|c| c.0).collect();
+                v.dedup();
+                v
+            };
+            let list = plots.entry((kind, two)).or_default();
+            for &n in &ns {
+                let name = format!(
+                    "bytes-{}-{}-n{}.svg",
+                    kind.name(),
+                    sides_name(two),
+                    fmt_n(n)
+                );
+                write(
+                    &args.out.join(&name),
+                    &bytes_chart(&m, kind, two, n).to_svg(),
+                )?;
+                list.push(name);
+            }
+            if let Some(&n) = ns.last() {
+                let name = format!("time-{}-{}-n{}.svg", kind.name(), sides_name(two), fmt_n(n));
+                write(
+                    &args.out.join(&name),
+                    &time_chart(&m, kind, two, n).to_svg(),
+                )?;
+                list.push(name);
+            }
+            let ratio = args
+                .ratios
+                .iter()
+                .copied()
+                .filter(|r| *r > 0.0)
+                .min_by(|a, b| {
+                    let da = (a.log10() + 3.0).abs();
+                    let db = (b.log10() + 3.0).abs();
+                    da.total_cmp(&db)
+                });
+            if let Some(chart) = ratio.and_then(|r| round_trip_chart(&m, kind, two, r)) {
+                let name = format!("round-trips-{}-{}.svg", kind.name(), sides_name(two));
+                write(&args.out.join(&name), &chart.to_svg())?;
+                list.push(name);
+            }
+        }
+    }
+
+    // Markdown.
+    let mut md = String::new();
+    let _ = writeln!(md, "# accordant: convergence cost report\n");
+    let _ = writeln!(
+        md,
+        "{provenance} Every protocol runs in one process, on its own copy of the same pair of \
+         stores; numbers are medians over {} seed(s). Bytes count every message in both \
+         directions. See the `convergence` example and `sync/examples/common/` for exactly what \
+         each protocol and value model is.\n",
+        args.seeds
+    );
+    let _ = writeln!(
+        md,
+        "Matrix: N ∈ {{{}}}, D/N ∈ {{{}}}, kinds {{{}}}, {{{}}}.\n",
+        args.keys
+            .iter()
+            .map(|n| fmt_n(*n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.ratios
+            .iter()
+            .map(|r| fmt_ratio(*r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.sides
+            .iter()
+            .map(|s| sides_name(*s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !failures.is_empty() {
+        let _ = writeln!(md, "**Failures:**\n");
+        for f in failures {
+            let _ = writeln!(md, "- {f}");
+        }
+        let _ = writeln!(md);
+    }
+
+    // Headline: LWW two-sided at the largest N, or whatever came first.
+    let head = [(Kind::Lww, true), (Kind::Lww, false)]
+        .into_iter()
+        .chain(
+            args.kinds
+                .iter()
+                .flat_map(|k| args.sides.iter().map(move |s| (*k, *s))),
+        )
+        .find(|&(k, s)| !cells_of(&m, k, s).is_empty());
+    let mut headline = String::new();
+    if let Some((kind, two)) = head {
+        let n = cells_of(&m, kind, two)
+            .iter()
+            .map(|c| c.0)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            headline,
+            "{}, {}, N = {}: total bytes (× the lower bound), round trips, modelled time to \
+             converge at 100 ms RTT and 100 Mbit/s.\n",
+            kind_title(kind),
+            sides_name(two),
+            fmt_n(n)
+        );
+        headline.push_str(&headline_table(&m, kind, two, n));
+        let _ = writeln!(md, "## Headline\n\n{headline}");
+        let _ = writeln!(
+            md,
+            "![bytes](bytes-{}-{}-n{}.svg)\n",
+            kind.name(),
+            sides_name(two),
+            fmt_n(n)
+        );
+    }
+    write(&args.out.join("headline.md"), &headline)?;
+
+    if let Some(dc) = digest {
+        let _ = writeln!(md, "## Digest maintenance at {} keys\n", fmt_n(dc.keys));
+        let _ = writeln!(
+            md,
+            "A store of {} `GCounter`s (tree depth {}); 10^6 local updates on random keys.\n",
+            fmt_n(dc.keys),
+            dc.depth
+        );
+        let _ = writeln!(md, "| measure | value | target |\n|---|---:|---:|");
+        let _ = writeln!(
+            md,
+            "| `Store::update` (re-encode, key and item hashes, BTreeMap lookup, tree path) | {:.0} ns | |",
+            dc.update_ns
+        );
+        let _ = writeln!(
+            md,
+            "| of which the digest tree (`DigestTree::replace`, one root-to-leaf path) | {:.1} ns | < 1 µs |",
+            dc.tree_ns
+        );
+        let _ = writeln!(
+            md,
+            "| of which hashing (key hash + item hash of a counter) | {:.0} ns | |",
+            dc.hash_ns
+        );
+        let _ = writeln!(
+            md,
+            "| building the store, per key | {:.0} ns | |",
+            dc.build_ns_per_key
+        );
+        let _ = writeln!(
+            md,
+            "| digest memory per key (`Store::digest_bytes`: tree + 8-byte key hash + 16-byte item hash) | {:.1} B | < 16 B |",
+            dc.digest_bytes_per_key
+        );
+        let _ = writeln!(
+            md,
+            "| of which the tree's nodes | {:.2} B | |\n",
+            dc.tree_bytes_per_key
+        );
+    }
+
+    let _ = writeln!(md, "## Protocols\n");
+    let _ = writeln!(
+        md,
+        "- **accordant**: the anti-entropy `Session` (fingerprint descent, key lists, full \
+         values or summaries, verified roots).\n\
+         - **full_state**: each side ships every `(key, value)`; one round trip.\n\
+         - **merkle_fixed**: Cassandra-style repair: a binary Merkle tree of depth 15 \
+         (32,768 leaves × 32-byte hashes = 1 MiB) sent whole, then every item of every \
+         mismatching leaf streamed both ways; two round trips.\n\
+         - **negentropy**: the `negentropy` crate 0.5.3 reconciling one 32-byte id per \
+         `(key, value)` (a changed key is a delete plus an insert), then one round trip that \
+         ships the values found (`A` sends its values, `B` answers with the deltas `A` lacks \
+         and the keys asked for).\n\
+         - **lower bound**: log2 C(N, D) bits to name the changed keys, plus each changed \
+         key's bytes and the encoded minimal deltas both ways.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Modelled time = round trips × 100 ms + bytes / (100 Mbit/s); CPU is the protocol's own \
+         work per side (A initiates), measured in this process and not in the modelled time.\n"
+    );
+    if !skipped.is_empty() {
+        let _ = writeln!(md, "Not run:\n");
+        for s in skipped {
+            let _ = writeln!(md, "- {s}");
+        }
+        let _ = writeln!(md);
+    }
+
+    for &kind in &args.kinds {
+        for &two in &args.sides {
+            if cells_of(&m, kind, two).is_empty() {
+                continue;
+            }
+            let _ = writeln!(md, "## {}, {}\n", kind_title(kind), sides_name(two));
+            if let Some(c) = m.values().find(|c| c.kind == kind && c.two_sided == two) {
+                let _ = writeln!(md, "Encoded value size: {} bytes.\n", group(c.value_bytes));
+            }
+            md.push_str(&full_table(&m, kind, two));
+            md.push('\n');
+            for p in plots.get(&(kind, two)).into_iter().flatten() {
+                let _ = writeln!(md, "![{p}]({p})\n");
+            }
+        }
+    }
+    write(&args.out.join("report.md"), &md)?;
+    Ok(())
+}
+
+/// Reads the runs of an earlier `results.csv`.
+fn load_runs(path: &std::path::Path) -> Result<Vec<Run>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no column {name}"))
+    };
+    let idx = [
+        "kind",
+        "two_sided",
+        "seed",
+        "protocol",
+        "keys",
+        "changed",
+        "value_bytes",
+        "bytes_a_to_b",
+        "bytes_b_to_a",
+        "messages",
+        "round_trips",
+        "lower_bound_bytes",
+        "converged",
+        "cpu_a_ms",
+        "cpu_b_ms",
+    ]
+    .map(col);
+    let mut cols = [0usize; 15];
+    for (c, i) in cols.iter_mut().zip(idx) {
+        *c = i?;
+    }
+    let mut runs = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || format!("line {}: malformed", n + 2);
+        let get = |i: usize| f.get(cols[i]).copied().ok_or_else(bad);
+        let num = |i: usize| get(i)?.parse::<u64>().map_err(|_| bad());
+        let ms = |i: usize| {
+            get(i)?
+                .parse::<f64>()
+                .map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3))
+                .map_err(|_| bad())
+        };
+        let protocol = PROTOCOL_NAMES
+            .iter()
+            .copied()
+            .find(|p| Ok(*p) == get(3))
+            .ok_or_else(bad)?;
+        let converged = get(12)? == "true";
+        runs.push(Run {
+            kind: Kind::parse(get(0)?).ok_or_else(bad)?,
+            two_sided: get(1)? == "true",
+            seed: num(2)?,
+            row: Row {
+                protocol,
+                keys: num(4)?,
+                changed: num(5)?,
+                value_bytes: num(6)?,
+                bytes_a_to_b: num(7)?,
+                bytes_b_to_a: num(8)?,
+                messages: num(9)?,
+                round_trips: num(10)?,
+                lower_bound_bytes: num(11)?,
+                cpu_a: ms(13)?,
+                cpu_b: ms(14)?,
+                converged,
+                error: (!converged).then(|| "did not converge".to_string()),
+                notes: Vec::new(),
+            },
+        });
+    }
+    Ok(runs)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("report: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = Instant::now();
+    let cmd = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let invocation = format!(
+        "`cargo run --release -p accordant-sync --example report{}{cmd}`",
+        if cmd.is_empty() { "" } else { " -- " }
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = args;
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    let mut failures = Vec::new();
+    if let Some(path) = &args.from_csv {
+        runs = match load_runs(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("report: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // The matrix is what the file holds.
+        let set = |f: &dyn Fn(&Run) -> u64| {
+            let mut v: Vec<u64> = runs.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        args.keys = set(&|r| r.row.keys);
+        args.seeds = set(&|r| r.seed).len() as u64;
+        args.kinds = args
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| runs.iter().any(|r| r.kind == *k))
+            .collect();
+        args.sides = args
+            .sides
+            .iter()
+            .copied()
+            .filter(|s| runs.iter().any(|r| r.two_sided == *s))
+            .collect();
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .map(|r| r.row.changed as f64 / r.row.keys.max(1) as f64)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(1e-12));
+        args.ratios = ratios;
+    }
+    for &kind in &args.kinds {
+        for &n in &args.keys {
+            if let Some(why) = skip_reason(&args, kind, n) {
+                skipped.push(why);
+            }
+        }
+    }
+    if args.from_csv.is_some() {
+        failures = runs
+            .iter()
+            .filter(|r| !r.row.converged)
+            .map(|r| {
+                format!(
+                    "{} {} N={} D={} seed {}: {} did not converge",
+                    r.kind.name(),
+                    sides_name(r.two_sided),
+                    r.row.keys,
+                    r.row.changed,
+                    r.seed,
+                    r.row.protocol
+                )
+            })
+            .collect();
+    } else {
+        for &kind in &args.kinds {
+            for &n in &args.keys {
+                if let Some(why) = skip_reason(&args, kind, n) {
+                    eprintln!("skipping {why}");
+                    continue;
+                }
+                for seed in 1..=args.seeds {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    with_model(
+                        &spec(kind),
+                        &mut rng,
+                        Seeded {
+                            args: &args,
+                            kind,
+                            keys: n,
+                            seed,
+                            runs: &mut runs,
+                            failures: &mut failures,
+                        },
+                    );
+                }
+            }
+            // Write what is done so far, so that a long --full run leaves
+            // results behind even if it is stopped.
+            let so_far = format!("Partial results of {invocation} (still running).");
+            if let Err(e) = write_outputs(&args, &runs, &skipped, &failures, None, &so_far) {
+                eprintln!("report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let digest = args.digest.then(|| {
+        eprintln!(
+            "measuring digest maintenance at {} keys",
+            fmt_n(DIGEST_KEYS)
+        );
+        digest_costs()
+    });
+    let provenance = match &args.from_csv {
+        Some(path) => format!(
+            "Rendered by {invocation} from the runs recorded in `{}`; the digest measurement \
+             (if any) ran now, on a machine with {threads} CPU threads.",
+            path.display()
+        ),
+        None => format!(
+            "Generated by {invocation} in {:.0} s on a machine with {threads} CPU threads.",
+            start.elapsed().as_secs_f64()
+        ),
+    };
+    if let Err(e) = write_outputs(
+        &args,
+        &runs,
+        &skipped,
+        &failures,
+        digest.as_ref(),
+        &provenance,
+    ) {
+        eprintln!("report: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "wrote {} in {:.1?}",
+        args.out.join("report.md").display(),
+        start.elapsed()
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} runs failed or did not converge", failures.len());
+        ExitCode::FAILURE
+    }
+}
