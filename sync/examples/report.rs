@@ -232,7 +232,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let out = out.unwrap_or_else(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            .unwrap_or_else(|| {
+                // The workspace's target folder, beside `sync/`.
+                let sync = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+                sync.parent().unwrap_or(sync).join("target")
+            });
         target.join("accordant-report")
     });
     Ok(Some(Args {
@@ -1190,7 +1194,12 @@ fn write_outputs(
             }
             let _ = writeln!(md, "## {}, {}\n", kind_title(kind), sides_name(two));
             if let Some(c) = m.values().find(|c| c.kind == kind && c.two_sided == two) {
-                let _ = writeln!(md, "Encoded value size: {} bytes.\n", group(c.value_bytes));
+                let what = if kind == Kind::Lww {
+                    "the register's payload"
+                } else {
+                    "mean encoded size"
+                };
+                let _ = writeln!(md, "Value size: {} bytes ({what}).\n", group(c.value_bytes));
             }
             md.push_str(&full_table(&m, kind, two));
             md.push('\n');
