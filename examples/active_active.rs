@@ -38,7 +38,9 @@ use accordant::{
     HlcClock, LwwRegister, MvRegister, PNCounter, ReplicaId, ShoppingCart, SystemClock,
 };
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
-use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+use accordant_sync::net::{
+    AckedConfig, AckedDeltas, Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats,
+};
 use accordant_sync::session::SessionStats;
 use accordant_sync::store::{Store, StoreKey, StoreValue};
 use rand::{Rng, SeedableRng};
@@ -58,6 +60,9 @@ options:
   --partition-at SECS when it starts (default 5)
   --isolate NAME      the region cut off (default: the last one)
   --seed N            seed of the simulated users (default 7)
+  --deltas push|acked how writes travel while linked: `push` offers each
+                      write's delta once (default), `acked` runs the
+                      delta-interval replicator with acks, BP and RR
   --quiet             no progress line
 ";
 
@@ -69,6 +74,7 @@ struct Options {
     partition_at: f64,
     isolate: Option<String>,
     seed: u64,
+    acked: bool,
     quiet: bool,
 }
 
@@ -81,6 +87,7 @@ fn parse_args() -> Result<Options, String> {
         partition_at: 5.0,
         isolate: None,
         seed: 7,
+        acked: false,
         quiet: false,
     };
     let mut it = std::env::args().skip(1);
@@ -103,6 +110,13 @@ fn parse_args() -> Result<Options, String> {
             "--partition-at" => o.partition_at = num(value()?)?,
             "--isolate" => o.isolate = Some(value()?.to_lowercase()),
             "--seed" => o.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--deltas" => {
+                o.acked = match value()?.as_str() {
+                    "push" => false,
+                    "acked" => true,
+                    v => return Err(format!("--deltas {v}: push or acked")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -170,6 +184,23 @@ const ITEMS: [&str; 6] = ["book", "mug", "pen", "lamp", "tea", "socks"];
 const USERS_PER_REGION: usize = 8;
 const ALICE: &str = "profile:alice";
 
+/// A channel of the node with the chosen delta path: the node's default
+/// push, or acked delta-intervals.
+fn channel<K, V>(b: &mut NodeBuilder, name: &str, acked: bool) -> std::io::Result<Channel<K, V>>
+where
+    K: StoreKey + Send + 'static,
+    V: StoreValue + Send + 'static,
+{
+    if acked {
+        let store = Store::new();
+        let rep = AckedDeltas::new(AckedConfig::default(), &store);
+        Ok(b.channel_with(name, store, Box::new(rep)))
+    } else {
+        b.channel(name)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
 /// One region: a node with four stores.
 struct Region {
     key: String,
@@ -185,7 +216,7 @@ struct Region {
 }
 
 impl Region {
-    async fn start(i: usize, key: &str, seed: u64) -> std::io::Result<Region> {
+    async fn start(i: usize, key: &str, seed: u64, acked: bool) -> std::io::Result<Region> {
         let config = NodeConfig::new(i as u64 + 1, display(key))
             .with_ae_interval(Duration::from_secs(2))
             .with_keepalive(Duration::from_millis(250), Duration::from_millis(1500))
@@ -198,11 +229,10 @@ impl Region {
             .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
             .with_seed(seed ^ (i as u64 + 1));
         let mut b = NodeBuilder::new(config);
-        let err = |e: accordant_sync::snapshot::SnapshotError| std::io::Error::other(e.to_string());
-        let counters = b.channel("counters").map_err(err)?;
-        let carts = b.channel("carts").map_err(err)?;
-        let lww = b.channel("profiles-lww").map_err(err)?;
-        let mv = b.channel("profiles-mv").map_err(err)?;
+        let counters = channel(&mut b, "counters", acked)?;
+        let carts = channel(&mut b, "carts", acked)?;
+        let lww = channel(&mut b, "profiles-lww", acked)?;
+        let mv = channel(&mut b, "profiles-mv", acked)?;
         let node = b.start();
         let addr = node.listen("127.0.0.1:0".parse().expect("addr")).await?;
         Ok(Region {
@@ -453,7 +483,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let mut rs = Vec::new();
     for (i, k) in o.regions.iter().enumerate() {
-        rs.push(Region::start(i, k, o.seed).await?);
+        rs.push(Region::start(i, k, o.seed, o.acked).await?);
     }
     let regions = Arc::new(rs);
     let clock = Clock0(Instant::now());

@@ -249,6 +249,14 @@ pub struct Config {
     /// Sync steps a fall-back session may go without receiving anything
     /// before it is abandoned (and, if still needed, started again).
     pub session_timeout: u32,
+    /// Pipelining of intervals: 0 (the default, the paper's algorithm)
+    /// sends a neighbour everything it has not acknowledged at every sync
+    /// step; `n > 0` sends only what was not sent yet, and resends from
+    /// the last ack after `n` steps without one (or at once when an ack
+    /// shows the neighbour refused an interval). Set it above the round
+    /// trip in steps on transports that deliver in order (TCP): each delta
+    /// then travels once instead of once per step until acknowledged.
+    pub resend_after: u32,
 }
 
 impl Config {
@@ -260,6 +268,7 @@ impl Config {
             limits: Limits::new(16 << 20),
             session: SessionConfig::default(),
             session_timeout: 4,
+            resend_after: 0,
         }
     }
 
@@ -278,6 +287,12 @@ impl Config {
     /// Returns these settings with the session settings replaced.
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
+        self
+    }
+
+    /// Returns these settings with `resend_after` replaced.
+    pub fn with_resend_after(mut self, steps: u32) -> Self {
+        self.resend_after = steps;
         self
     }
 
@@ -324,6 +339,9 @@ pub struct Stats {
     pub groups_redundant: u64,
     /// Intervals refused by the causal merging condition.
     pub groups_refused: u64,
+    /// Times a pipelined interval was sent again from the last ack
+    /// ([`Config::resend_after`]).
+    pub resends: u64,
     /// Intervals held back (not joined, not acknowledged: the sender sends
     /// them again) while a fall-back session was running.
     pub groups_deferred: u64,

@@ -699,3 +699,61 @@ fn hostile_messages_change_nothing() {
     assert_eq!(states[1].value(), 9);
     assert_eq!(reps[1].stats().groups_redundant, 1);
 }
+
+#[test]
+fn pipelining_sends_each_entry_once_and_recovers_a_lost_interval() {
+    let states = vec![GCounter::new(); 2];
+    let config = Config::default().with_resend_after(5);
+    let mut states = states;
+    let mut reps: Vec<Replicator<GCounter, usize>> = (0..2)
+        .map(|i| Replicator::new(config, i as u32 + 1, &states[i]))
+        .collect();
+    reps[0].add_neighbour(1);
+    reps[1].add_neighbour(0);
+    // Three steps with one write each, acks held back (in flight): each
+    // interval carries only the new write.
+    let mut in_flight = Vec::new();
+    for _ in 0..3 {
+        reps[0].update(&mut states[0], |c| c.inc(r(0), 1)).unwrap();
+        reps[0].sync_step(&states[0]);
+        in_flight.extend(std::iter::from_fn(|| reps[0].poll_transmit()));
+    }
+    assert_eq!(in_flight.len(), 3);
+    let one = in_flight[0].bytes.len();
+    assert!(
+        in_flight.iter().all(|t| t.bytes.len() <= one + 2),
+        "no interval repeats an earlier one"
+    );
+    // A step with nothing new sends nothing while acks are pending.
+    reps[0].sync_step(&states[0]);
+    assert!(reps[0].poll_transmit().is_none());
+    // The first interval is lost; the next two reach 1, which refuses them
+    // (a gap) and says so: 0 resends from 1's ack at the next step.
+    for t in &in_flight[1..] {
+        reps[1].receive(&mut states[1], 0, &t.bytes).unwrap();
+    }
+    assert_eq!(reps[1].stats().groups_refused, 2);
+    deliver(&mut reps, &mut states);
+    reps[0].sync_step(&states[0]);
+    deliver(&mut reps, &mut states);
+    assert_eq!(states[1].value(), 3);
+    assert_eq!(reps[0].buffer_len(), 0, "all acknowledged");
+    assert_eq!(reps[0].stats().resends, 0, "the refusal, not the timeout");
+
+    // A lost interval whose ack never comes is resent after `resend_after`
+    // quiet steps, not before.
+    reps[0].update(&mut states[0], |c| c.inc(r(0), 1)).unwrap();
+    reps[0].sync_step(&states[0]);
+    assert!(reps[0].poll_transmit().is_some(), "sent, then lost");
+    for step in 1..=6 {
+        reps[0].sync_step(&states[0]);
+        let sent = reps[0].poll_transmit();
+        assert_eq!(sent.is_some(), step == 6, "step {step}");
+        if let Some(t) = sent {
+            reps[1].receive(&mut states[1], 0, &t.bytes).unwrap();
+        }
+    }
+    deliver(&mut reps, &mut states);
+    assert_eq!(states[1].value(), 4);
+    assert_eq!(reps[0].stats().resends, 1);
+}

@@ -46,6 +46,11 @@ struct Peer {
     /// last session with this neighbour): run one with it too, started at
     /// this generation or later.
     resync: u64,
+    /// Entries below this were sent (pipelining: `Config::resend_after`).
+    sent: u64,
+    /// Sync steps since the ack last advanced while entries were
+    /// outstanding.
+    quiet: u32,
 }
 
 impl Peer {
@@ -60,6 +65,8 @@ impl Peer {
             wait: 0,
             base: None,
             resync: 0,
+            sent: 0,
+            quiet: 0,
         }
     }
 }
@@ -417,7 +424,11 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         if peer.ack >= self.seq {
             return;
         }
-        let skip = usize::try_from(peer.ack.saturating_sub(self.floor())).unwrap_or(usize::MAX);
+        let from = self.interval_start(p);
+        if from >= self.seq {
+            return;
+        }
+        let skip = usize::try_from(from.saturating_sub(self.floor())).unwrap_or(usize::MAX);
         let mut group = S::Delta::default();
         for e in self.buffer.iter().skip(skip) {
             if needed(e, &p, &peer, bp) {
@@ -434,8 +445,31 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         };
         self.stats.groups_sent += 1;
         self.stats.payload_bytes_sent += payload.len() as u64;
-        let msg = wire::delta(self.incarnation, peer.ack, self.seq, base, false, &payload);
+        let msg = wire::delta(self.incarnation, from, self.seq, base, false, &payload);
         self.send(p, msg);
+    }
+
+    /// Where the next interval to `p` starts: its ack, or with pipelining
+    /// what was not sent yet (back to the ack after `resend_after` quiet
+    /// steps). Marks everything up to `seq` as sent.
+    fn interval_start(&mut self, p: P) -> u64 {
+        let after = self.config.resend_after;
+        let seq = self.seq;
+        let Some(peer) = self.peers.get_mut(&p) else {
+            return seq;
+        };
+        let mut from = peer.ack;
+        if after > 0 && peer.sent > peer.ack {
+            peer.quiet += 1;
+            if peer.quiet > after {
+                peer.quiet = 0;
+                self.stats.resends += 1;
+            } else {
+                from = peer.sent;
+            }
+        }
+        peer.sent = peer.sent.max(seq);
+        from
     }
 
     /// A state transfer: the whole state as the interval `[0, seq)`,
@@ -686,7 +720,15 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             return;
         };
         // Nobody can hold what was never sent.
-        peer.ack = peer.ack.max(have.min(seq));
+        let have = have.min(seq);
+        if have > peer.ack {
+            peer.ack = have;
+            peer.quiet = 0;
+        } else if have < peer.sent {
+            // No progress while intervals are outstanding: the neighbour
+            // refused one (a gap); resend from its ack at the next step.
+            peer.sent = peer.ack;
+        }
         if peer.ack >= peer.hole && peer.resync == 0 {
             peer.failures = 0;
         }

@@ -60,6 +60,7 @@
 //! # });
 //! ```
 
+mod acked;
 mod channel;
 mod conn;
 mod error;
@@ -69,6 +70,7 @@ pub mod replicate;
 mod stream;
 pub mod wire;
 
+pub use acked::{AckedConfig, AckedDeltas, AckedStats};
 pub use channel::Channel;
 pub use error::NetError;
 pub use node::{Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
