@@ -96,7 +96,7 @@
 //!
 //! Everything is deterministic from `--seed` (default 1, a `ChaCha8Rng`).
 //! `--verbose` prints build times and, for each protocol, notes on stderr:
-//! for `accordant` where the bytes went (fingerprints, key lists, wants,
+//! for `accordant` where the bytes went (fingerprints, IBLT sketches, key lists, wants,
 //! values, summaries, framing).
 //! Bad arguments exit with status 2 and a message on stderr; a protocol that
 //! fails or does not converge still gets its row (`converged` false) and

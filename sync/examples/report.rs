@@ -1161,8 +1161,9 @@ fn write_outputs(
     let _ = writeln!(md, "## Protocols\n");
     let _ = writeln!(
         md,
-        "- **accordant**: the anti-entropy `Session` (fingerprint descent, key lists, full \
-         values or summaries, verified roots).\n\
+        "- **accordant**: the anti-entropy `Session` (2- to 4-byte fingerprints one or two \
+         levels down to locate and count the differences, one IBLT of the items under the \
+         differing nodes to name them, full values or summaries, verified roots).\n\
          - **full_state**: each side ships every `(key, value)`; one round trip.\n\
          - **merkle_fixed**: Cassandra-style repair: a binary Merkle tree of depth 15 \
          (32,768 leaves × 32-byte hashes = 1 MiB) sent whole, then every item of every \

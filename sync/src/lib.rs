@@ -33,6 +33,7 @@ pub mod message;
 pub mod net;
 pub mod session;
 pub mod sim;
+pub mod sketch;
 pub mod snapshot;
 pub mod store;
 pub mod tree;

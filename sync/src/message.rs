@@ -12,10 +12,11 @@
 //! the same limits) before anything of the message is applied, so a message
 //! is accepted or rejected whole.
 //!
-//! Fingerprints are truncated to 4 bytes on the wire: a collision can only
-//! make the session believe two ranges agree when they do not, and the
-//! session always ends by comparing the full 32-byte root digests, so a
-//! collision costs one more pass, never a silent divergence.
+//! Fingerprints are truncated to 2 to 4 bytes on the wire (IBLT items to
+//! 24 bits of item hash): a collision can only make the session believe two
+//! ranges agree when they do not, and the session always ends by comparing
+//! the full 32-byte root digests, so a collision costs one more pass, never
+//! a silent divergence.
 
 use core::fmt;
 
@@ -27,7 +28,7 @@ use crate::error::SyncError;
 use crate::tree::NodeId;
 
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bounds on what a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,9 @@ pub struct Turn {
     pub fps: SeqVec<Fingerprints>,
     /// The sender's items under a node: "here is what I have there".
     pub lists: SeqVec<ItemList>,
+    /// The sender's items under a node as an invertible Bloom lookup
+    /// table ([`crate::sketch`]): subtract yours and read the difference.
+    pub sketches: SeqVec<NodeSketch>,
     /// Keys whose values the sender lacks and asks for: a node and the 32
     /// bits of key hash below the node's prefix, as in [`ItemList`].
     pub want: SeqVec<(NodeId, u32)>,
@@ -167,6 +171,7 @@ impl Turn {
     pub fn is_final(&self) -> bool {
         self.fps.0.is_empty()
             && self.lists.0.is_empty()
+            && self.sketches.0.is_empty()
             && self.want.0.is_empty()
             && self.fulls.0.is_empty()
             && self.summaries.0.is_empty()
@@ -177,6 +182,7 @@ impl Turn {
     pub fn is_empty(&self) -> bool {
         self.fps.0.is_empty()
             && self.lists.0.is_empty()
+            && self.sketches.0.is_empty()
             && self.want.0.is_empty()
             && self.joins.0.is_empty()
             && self.fulls.0.is_empty()
@@ -185,15 +191,16 @@ impl Turn {
     }
 }
 
-/// Fingerprints of the descendants of `node` at `level`, 4 bytes each, in
-/// index order (`16^(level - node.level)` of them); 0 means empty.
+/// Fingerprints of the descendants of `node` at `level`, 2, 3 or 4 bytes
+/// each (the same width throughout; the length tells it), in index order (`16^(level - node.level)` of them); 0 means empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprints {
     /// The node whose descendants these are.
     pub node: NodeId,
     /// The level of the descendants (1 or 2 below `node`).
     pub level: u8,
-    /// Concatenated big-endian u32 fingerprints.
+    /// Concatenated big-endian fingerprints (the top bytes of each node's
+    /// 4-byte fingerprint; never 0 for a node that holds items).
     pub fps: Bytes,
 }
 
@@ -206,6 +213,23 @@ pub struct ItemList {
     pub node: NodeId,
     /// 8 bytes per item.
     pub items: Bytes,
+}
+
+/// The sender's items under some descendants of `node` at `level` (the
+/// ones set in `children`) as one IBLT ([`crate::sketch::Sketch`]'s wire
+/// form, 10 bytes per cell), each item named by the 32 bits of its key hash
+/// below `node`'s prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSketch {
+    /// The node.
+    pub node: NodeId,
+    /// The level of the descendants covered (1 or 2 below `node`).
+    pub level: u8,
+    /// A bitmap of the descendants covered, in index order, least
+    /// significant bit first: `16^(level - node.level) / 8` bytes.
+    pub children: Bytes,
+    /// The cells.
+    pub cells: Bytes,
 }
 
 /// Bytes per entry of an [`ItemList`].

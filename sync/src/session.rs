@@ -18,18 +18,33 @@
 //! 1. **Roots.** The initiator sends its root digest and key count. Equal
 //!    roots: the responder answers `Verified` and the pass is over — one
 //!    round trip, under 64 bytes each way.
-//! 2. **Descent.** Where roots differ, a side sends 4-byte fingerprints of
-//!    every descendant of the differing node one or two levels down. Two
-//!    levels (256 fingerprints) are sent when the node is large and
-//!    differences are dense (at least one sibling in eight differed), which
-//!    saves a round trip; one level (16 fingerprints) when differences are
-//!    sparse, which saves bytes. The other side compares them with its own
-//!    and, for each descendant that differs, either descends further, or
-//!    lists its items there (32 bits of key hash below the node's prefix and
-//!    an item fingerprint, 8 bytes per key) when the node is small, or —
-//!    when one side has nothing there — ships the values or asks for them.
-//! 3. **Values.** A side that receives a key list knows every key of that
-//!    node the two disagree on. Keys the peer lacks travel as full values;
+//! 2. **Localise, then reconcile.** Where roots differ, the responder sends
+//!    fingerprints of every descendant of the root one or two levels down
+//!    (256 of them for a large store: two levels, to save a round trip).
+//!    Fingerprints are 2 bytes when a turn carries at most 1024 of them, 3
+//!    or 4 bytes beyond, so that a collision (a differing node taken for an
+//!    equal one) stays rare; it is caught by the root check and costs a
+//!    pass. The initiator compares them with its own; the fraction `q` of
+//!    nodes left equal estimates the number of changed keys (`-n ln q`:
+//!    changes fall into nodes like balls into bins), and it answers with
+//!    one *invertible Bloom lookup table* ([`crate::sketch`], Eppstein et
+//!    al., "What's the Difference?", SIGCOMM 2011) of its items under the
+//!    differing nodes, sized for that estimate plus a margin. The responder
+//!    subtracts its own items there and peels the table: what remains is
+//!    exactly the keys the two disagree on, found in one message whatever
+//!    the size of the nodes. This replaces a level-by-level descent (one
+//!    round trip per level, 16 fingerprints per level per change, then
+//!    key lists of whole leaves) by a cost of about 1.5 cells of 10 bytes
+//!    per item of difference. When every node differs (the count cannot be
+//!    estimated) the side descends further, two levels at once where
+//!    differences are dense, and estimates again one level down; a node with
+//!    at most [`SessionConfig::list_max`] keys is listed instead (32 bits of
+//!    key hash below the node's prefix and an item fingerprint, 8 bytes per
+//!    key); a table that does not peel (more changes than estimated, all in
+//!    a few nodes) makes the receiver descend those nodes instead; a node
+//!    one side has nothing under is shipped or asked for whole.
+//! 3. **Values.** A side that peels a table or receives a key list knows
+//!    every key of those nodes the two disagree on. Keys the peer lacks travel as full values;
 //!    keys it lacks are requested; for keys both hold with different
 //!    values, it sends the full value when that is small (the peer joins it
 //!    and answers with the exact minimal delta `Δ(peer, value)`), or else a
@@ -95,12 +110,18 @@ use accordant::Summarize;
 use crate::digest::{Aggregate, KeyHash};
 use crate::error::SyncError;
 use crate::message::{
-    self, Bytes, Fingerprints, ItemList, Message, RootBytes, SyncLimits, Turn, ITEM_BYTES,
+    self, Bytes, Fingerprints, ItemList, Message, NodeSketch, RootBytes, SyncLimits, Turn,
+    ITEM_BYTES,
 };
+use crate::sketch::{Sketch, CELL_BYTES, MAX_CELLS};
 use crate::store::{key_bytes, Store, StoreKey, StoreValue};
 use crate::tree::{NodeId, MAX_LEVEL};
 
 /// Tuning of the protocol; the defaults suit most stores.
+///
+/// With the defaults, a store of a million keys converges in four round
+/// trips whatever the number of changes: Hello, fingerprints, one IBLT,
+/// then values and summaries (see the `convergence` example).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionConfig {
@@ -189,8 +210,9 @@ pub struct Session<K, V> {
 
 /// A decoded turn, validated whole before anything is applied.
 struct Work<K, V: Summarize> {
-    fps: Vec<(NodeId, u8, Vec<u32>)>,
+    fps: Vec<(NodeId, u8, usize, Vec<u32>)>,
     lists: Vec<(NodeId, Vec<(u32, u32)>)>,
+    sketches: Vec<(NodeId, Vec<NodeId>, Sketch)>,
     want: Vec<(NodeId, u32)>,
     joins: Vec<(K, V)>,
     fulls: Vec<(K, V)>,
@@ -207,6 +229,69 @@ fn fp(agg: &Aggregate) -> u32 {
     }
 }
 
+/// The number of differing items to size an IBLT for, when `differing` of
+/// `total` sibling nodes differ. Changed keys fall into siblings like balls
+/// into bins, so the fraction `q` of siblings left equal estimates the
+/// number of changed keys as `-total * ln(q)`, with a standard deviation
+/// near `sqrt(total * (1 - q) / q)` (the delta method on the binomial count
+/// of equal siblings); one deviation is added, and each changed key counts
+/// as two items of difference (its item on each side). `None` when every
+/// sibling differs: the count cannot be told from the fingerprints.
+fn expected_items(differing: usize, total: usize) -> Option<f64> {
+    if differing == 0 || differing >= total {
+        return None;
+    }
+    let n = total as f64;
+    let q = 1.0 - differing as f64 / n;
+    let keys = -n * q.ln();
+    let sd = (n * (1.0 - q) / q).sqrt();
+    Some(2.0 * (keys + sd))
+}
+
+/// A node fingerprint cut to its top `width` bytes, still 0 only for an
+/// empty node.
+fn narrow(fp: u32, width: usize) -> u32 {
+    if fp == 0 {
+        0
+    } else {
+        (fp >> (8 * (4 - width.clamp(1, 4)))).max(1)
+    }
+}
+
+/// Bytes per node fingerprint in a turn carrying `count` of them: a
+/// differing node whose fingerprints collide costs one more pass, so the
+/// width grows with the count to keep that rare (under 1024 fingerprints,
+/// 2 bytes: below 1.6% even if every one differed).
+fn fp_width(count: usize) -> usize {
+    match count {
+        0..=1024 => 2,
+        1025..=262_144 => 3,
+        _ => 4,
+    }
+}
+
+/// Re-packs every fingerprint of a turn (built 4 bytes wide) at the
+/// width its count calls for.
+fn narrow_turn(turn: &mut Turn) {
+    let count: usize = turn.fps.0.iter().map(|f| f.fps.0.len() / 4).sum();
+    let width = fp_width(count);
+    if width == 4 {
+        return;
+    }
+    for f in &mut turn.fps.0 {
+        let packed = f
+            .fps
+            .0
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let v = narrow(u32::from_be_bytes([c[0], c[1], c[2], c[3]]), width);
+                v.to_be_bytes()[4 - width..].to_vec()
+            })
+            .collect();
+        f.fps.0 = packed;
+    }
+}
+
 /// An item's 4-byte fingerprint.
 fn item_fp(item: crate::digest::ItemHash) -> u32 {
     (item.0 >> 96) as u32
@@ -218,10 +303,25 @@ fn key_bits(h: KeyHash, level: u8) -> u32 {
     (h.0.checked_shl(shift).unwrap_or(0) >> 32) as u32
 }
 
+/// The key hashes under `node` whose 32 bits below its prefix are `bits`.
+fn bits_range(node: NodeId, bits: u32) -> core::ops::RangeInclusive<u64> {
+    let r = node.key_range();
+    let width = 64 - 4 * u32::from(node.level());
+    if width >= 32 {
+        let lo = *r.start() | (u64::from(bits) << (width - 32));
+        let low = u64::MAX.checked_shr(64 - (width - 32)).unwrap_or(0);
+        lo..=lo | low
+    } else {
+        let lo = *r.start() | u64::from(bits).checked_shr(32 - width).unwrap_or(0);
+        lo..=lo
+    }
+}
+
 /// Moves every entry of `from` into `into`.
 fn merge_turn(into: &mut Turn, from: Turn) {
     into.fps.0.extend(from.fps.0);
     into.lists.0.extend(from.lists.0);
+    into.sketches.0.extend(from.sketches.0);
     into.want.0.extend(from.want.0);
     into.joins.0.extend(from.joins.0);
     into.fulls.0.extend(from.fulls.0);
@@ -258,6 +358,7 @@ fn split_turn(turn: Turn, max: usize) -> Vec<Turn> {
     }
     spread!(fps);
     spread!(lists);
+    spread!(sketches);
     spread!(want);
     spread!(joins);
     spread!(fulls);
@@ -478,6 +579,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             self.phase = Phase::AwaitVerdict;
         } else {
             let is_final = turn.is_final();
+            let mut turn = turn;
+            narrow_turn(&mut turn);
             let mut chunks = split_turn(turn, self.config.limits.max_message_bytes / 2);
             if is_final {
                 if let Some(last) = chunks.last_mut() {
@@ -602,16 +705,18 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             if !(1..=2).contains(&depth) || f.level > MAX_LEVEL {
                 return Err(SyncError::Malformed("fingerprint level"));
             }
-            if f.fps.0.len() != 4 << (4 * depth) {
+            let n = 1usize << (4 * depth);
+            let width = f.fps.0.len() / n;
+            if f.fps.0.len() % n != 0 || !(2..=4).contains(&width) {
                 return Err(SyncError::Malformed("fingerprint count"));
             }
             let v = f
                 .fps
                 .0
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .chunks_exact(width)
+                .map(|c| c.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)))
                 .collect();
-            fps.push((f.node, f.level, v));
+            fps.push((f.node, f.level, width, v));
         }
         let mut lists = Vec::with_capacity(turn.lists.0.len());
         for l in turn.lists.0 {
@@ -630,6 +735,23 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 })
                 .collect();
             lists.push((l.node, items));
+        }
+        let mut sketches = Vec::with_capacity(turn.sketches.0.len());
+        for sk in turn.sketches.0 {
+            let depth = sk.level.saturating_sub(sk.node.level());
+            if !(1..=2).contains(&depth) || sk.level > MAX_LEVEL {
+                return Err(SyncError::Malformed("sketch level"));
+            }
+            let n = 1usize << (4 * depth);
+            if sk.children.0.len() != n / 8 {
+                return Err(SyncError::Malformed("sketch bitmap length"));
+            }
+            let shift = 4 * u32::from(depth);
+            let children: Vec<NodeId> = (0..n)
+                .filter(|i| sk.children.0[i / 8] >> (i % 8) & 1 == 1)
+                .filter_map(|i| NodeId::new(sk.level, (sk.node.index() << shift) | i as u64))
+                .collect();
+            sketches.push((sk.node, children, Sketch::from_bytes(&sk.cells.0)?));
         }
         let want = turn.want.0;
         let joins = turn
@@ -659,6 +781,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         Ok(Work {
             fps,
             lists,
+            sketches,
             want,
             joins,
             fulls,
@@ -711,7 +834,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         }
         for (node, bits) in work.want {
             let items: Vec<(K, V)> = store
-                .items_in(node)
+                .items_in_hashes(bits_range(node, bits))
                 .filter(|(h, _, _, _)| key_bits(*h, node.level()) == bits)
                 .map(|(_, k, v, _)| (k.clone(), v.clone()))
                 .collect();
@@ -719,31 +842,161 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 self.push_join(&mut out, &k, &v);
             }
         }
-        for (node, level, theirs) in work.fps {
+        for (node, level, width, theirs) in work.fps {
             let shift = 4 * (level - node.level());
             let mut differing = Vec::new();
             for (i, their_fp) in theirs.iter().enumerate() {
                 let Some(child) = NodeId::new(level, (node.index() << shift) | i as u64) else {
                     continue;
                 };
-                if fp(&store.aggregate(child)) != *their_fp {
+                if narrow(fp(&store.aggregate(child)), width) != *their_fp {
                     differing.push((child, *their_fp));
                 }
             }
             // Dense differences: descending two levels at once saves a round trip.
             let dense = differing.len() * 8 >= theirs.len();
+            let items = expected_items(differing.len(), theirs.len());
+            let mut sketched = Vec::new();
             for (child, their_fp) in differing {
                 if their_fp == 0 {
                     self.push_all_values(store, child, &mut out);
+                } else if items.is_some() && store.aggregate(child).count > 0 {
+                    sketched.push(child);
                 } else {
                     self.open_node(store, child, 0, dense, &mut out);
                 }
+            }
+            if let Some(e) = items {
+                self.sketch_children(store, node, level, &sketched, e, &mut out);
             }
         }
         for (node, theirs) in work.lists {
             self.compare_list(store, node, theirs, &mut out);
         }
+        for (node, children, sketch) in work.sketches {
+            self.compare_sketch(store, node, children, sketch, &mut out);
+        }
         out
+    }
+
+    /// Sends one IBLT of our items under `children` (descendants of `node`
+    /// at `level` known to differ), sized for `items` expected items of
+    /// difference, when it is smaller than the key lists and not too large;
+    /// otherwise lists or descends each child.
+    fn sketch_children(
+        &mut self,
+        store: &Store<K, V>,
+        node: NodeId,
+        level: u8,
+        children: &[NodeId],
+        items: f64,
+        out: &mut Turn,
+    ) {
+        if children.is_empty() {
+            return;
+        }
+        let cells = Sketch::cells_for(items);
+        let held: u64 = children.iter().map(|c| store.aggregate(*c).count).sum();
+        let list_bytes = usize::try_from(held)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(ITEM_BYTES);
+        if cells > MAX_CELLS || cells * CELL_BYTES >= list_bytes {
+            for c in children {
+                self.open_node(store, *c, 0, false, out);
+            }
+            return;
+        }
+        let n = 1usize << (4 * (level - node.level()));
+        let mut bitmap = vec![0u8; n / 8];
+        let mut sk = Sketch::with_cells(cells);
+        for c in children {
+            let i = (c.index() & (n as u64 - 1)) as usize;
+            bitmap[i / 8] |= 1 << (i % 8);
+            for (h, _, _, item) in store.items_in(*c) {
+                sk.insert(key_bits(h, node.level()), item_fp(item));
+            }
+        }
+        out.sketches.0.push(NodeSketch {
+            node,
+            level,
+            children: Bytes(bitmap),
+            cells: Bytes(sk.to_bytes()),
+        });
+    }
+
+    /// Subtracts our items under `node` from the peer's IBLT and acts on
+    /// the difference as on a key list; when the table does not peel,
+    /// falls back to descending the node.
+    fn compare_sketch(
+        &mut self,
+        store: &Store<K, V>,
+        node: NodeId,
+        children: Vec<NodeId>,
+        mut sk: Sketch,
+        out: &mut Turn,
+    ) {
+        for c in &children {
+            for (h, _, _, item) in store.items_in(*c) {
+                sk.remove(key_bits(h, node.level()), item_fp(item));
+            }
+        }
+        let Some(diff) = sk.decode() else {
+            for c in children {
+                self.open_node(store, c, 0, false, out);
+            }
+            return;
+        };
+        let mask = (1u32 << crate::sketch::FP_BITS) - 1;
+        let theirs: Vec<u32> = diff.senders.iter().map(|x| x.0).collect();
+        let mut mine_bits: Vec<u32> = Vec::new();
+        if !diff.receivers.is_empty() {
+            let items = children.iter().flat_map(|c| store.items_in(*c));
+            for (h, k, v, item) in items {
+                let bits = key_bits(h, node.level());
+                if diff
+                    .receivers
+                    .binary_search(&(bits, item_fp(item) & mask))
+                    .is_ok()
+                {
+                    mine_bits.push(bits);
+                    let they_hold = theirs.binary_search(&bits).is_ok();
+                    self.offer(k, v, they_hold, out);
+                }
+            }
+        }
+        mine_bits.sort_unstable();
+        let mut last = None;
+        for b in theirs {
+            if mine_bits.binary_search(&b).is_err() && last != Some(b) {
+                out.want.0.push((node, b));
+                last = Some(b);
+            }
+        }
+    }
+
+    /// Sends what the peer needs of one of our keys: the value when it
+    /// lacks the key; when it holds another value, the full value if small,
+    /// else a summary.
+    fn offer(&mut self, k: &K, v: &V, they_hold: bool, out: &mut Turn) {
+        if they_hold {
+            let summary = v.summary();
+            let vlen = codec::encoded_len(v);
+            let slen = codec::encoded_len(&summary);
+            if vlen <= slen.saturating_mul(self.config.full_value_ratio) + 16 {
+                out.fulls
+                    .0
+                    .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+            } else {
+                out.summaries
+                    .0
+                    .push((Bytes(key_bytes(k)), Bytes(codec::encode(&summary))));
+            }
+        } else {
+            out.joins
+                .0
+                .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+        }
+        self.stats.keys_sent += 1;
     }
 
     /// Compares the peer's items under `node` with ours and queues values,
@@ -765,28 +1018,9 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             seen.push(bits);
             match their_map.get(&bits) {
                 Some(fs) if fs.contains(&item_fp(item)) => {}
-                Some(_) => {
-                    // Both hold the key with different values.
-                    let summary = v.summary();
-                    let vlen = codec::encoded_len(v);
-                    let slen = codec::encoded_len(&summary);
-                    if vlen <= slen.saturating_mul(self.config.full_value_ratio) + 16 {
-                        out.fulls
-                            .0
-                            .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
-                    } else {
-                        out.summaries
-                            .0
-                            .push((Bytes(key_bytes(k)), Bytes(codec::encode(&summary))));
-                    }
-                    self.stats.keys_sent += 1;
-                }
-                None => {
-                    out.joins
-                        .0
-                        .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
-                    self.stats.keys_sent += 1;
-                }
+                // Both hold the key with different values.
+                Some(_) => self.offer(k, v, true, out),
+                None => self.offer(k, v, false, out),
             }
         }
         seen.sort_unstable();

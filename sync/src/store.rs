@@ -221,6 +221,19 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             .flat_map(|(h, b)| b.iter().map(move |e| (*h, &e.key, &e.value, e.item)))
     }
 
+    /// The items whose key hashes lie in `range`, in key-hash order.
+    pub fn items_in_hashes(
+        &self,
+        range: core::ops::RangeInclusive<u64>,
+    ) -> impl Iterator<Item = (KeyHash, &K, &V, ItemHash)> {
+        self.entries
+            .range((
+                Bound::Included(KeyHash(*range.start())),
+                Bound::Included(KeyHash(*range.end())),
+            ))
+            .flat_map(|(h, b)| b.iter().map(move |e| (*h, &e.key, &e.value, e.item)))
+    }
+
     /// The entries under one key hash (one, except on a 64-bit collision).
     pub fn items_at(&self, h: KeyHash) -> impl Iterator<Item = (&K, &V, ItemHash)> {
         self.entries

@@ -20,8 +20,10 @@ use super::Outcome;
 struct Breakdown {
     /// Hello, Done and Verified messages.
     control: u64,
-    /// Fingerprint blocks (node ids and 4-byte fingerprints).
+    /// Fingerprint blocks (node ids and 2- to 4-byte fingerprints).
     fingerprints: u64,
+    /// IBLTs of the items under differing nodes (node, bitmap, cells).
+    sketches: u64,
     /// Key lists (key bits and item fingerprint per key).
     lists: u64,
     /// Key hashes asked for.
@@ -51,6 +53,7 @@ impl Breakdown {
         };
         let fps = size(&t.fps);
         let lists = size(&t.lists);
+        let sketches = size(&t.sketches);
         let want = size(&t.want);
         let (mut keys, mut values, mut sums) = (0, 0, 0);
         for (k, v) in t.joins.0.iter().chain(&t.fulls.0) {
@@ -69,20 +72,22 @@ impl Breakdown {
         self.items +=
             (t.joins.0.len() + t.fulls.0.len() + t.summaries.0.len() + t.replies.0.len()) as u64;
         self.fingerprints += fps;
+        self.sketches += sketches;
         self.lists += lists;
         self.want += want;
         self.keys += keys;
         self.values += values;
         self.summaries += sums;
-        self.framing += total.saturating_sub(fps + lists + want + keys + values + sums);
+        self.framing += total.saturating_sub(fps + sketches + lists + want + keys + values + sums);
     }
 
     fn line(&self, dir: &str) -> String {
         format!(
-            "  {dir}: control {} fingerprints {} key-lists {} want {} keys {} values {} \
+            "  {dir}: control {} fingerprints {} sketches {} key-lists {} want {} keys {} values {} \
              summaries {} framing {} ({} keys with state)",
             self.control,
             self.fingerprints,
+            self.sketches,
             self.lists,
             self.want,
             self.keys,
