@@ -64,7 +64,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
-use accordant_sync::digest::{ItemHash, KeyHash};
+use accordant_sync::digest::{Digest, ItemHash, KeyHash};
 use accordant_sync::store::key_bytes;
 use common::model::{
     build_base, diverge, with_model, CounterModel, Kind, Model, ValueSpec, WithModel,
@@ -487,15 +487,18 @@ fn digest_costs() -> DigestCosts {
     }
     let tree_time = t.elapsed();
     std::hint::black_box(tree.root());
-    // The hashing an update does: the key hash and the item hash of a
-    // counter's encoding.
-    let value = accordant::codec::encode(store.get(&0).unwrap_or(&GCounter::new()));
+    // The digest work of an update besides the tree: the key's bytes, the
+    // value's canonical encoding, one hash of the key (for both the key
+    // hash and the item hash) and the item hash, as `Store::update` does.
+    let value = store.get(&0).cloned().unwrap_or_default();
     let t = Instant::now();
     let mut acc = 0u128;
     for &k in keys.iter().take(200_000) {
         let kb = key_bytes(&k);
-        acc = acc.wrapping_add(u128::from(KeyHash::of(&kb).0));
-        acc = acc.wrapping_add(ItemHash::from_parts(&kb, &value).0);
+        let kd = Digest::of(&kb);
+        let enc = accordant::codec::encode(&value);
+        acc = acc.wrapping_add(u128::from(KeyHash::from_digest(&kd).0));
+        acc = acc.wrapping_add(ItemHash::of(&kd, &Digest::of(&enc)).0);
     }
     let hash = t.elapsed();
     std::hint::black_box(acc);
@@ -1128,18 +1131,23 @@ fn write_outputs(
         let _ = writeln!(md, "| measure | value | target |\n|---|---:|---:|");
         let _ = writeln!(
             md,
-            "| `Store::update` (re-encode, key and item hashes, BTreeMap lookup, tree path) | {:.0} ns | |",
+            "| `Store::update`, all of it (BTreeMap lookup, the increment, digest maintenance) | {:.0} ns | |",
             dc.update_ns
         );
         let _ = writeln!(
             md,
-            "| of which the digest tree (`DigestTree::replace`, one root-to-leaf path) | {:.1} ns | < 1 µs |",
-            dc.tree_ns
+            "| digest maintenance per update (the two rows below) | {:.0} ns | < 1 µs |",
+            dc.hash_ns + dc.tree_ns
         );
         let _ = writeln!(
             md,
-            "| of which hashing (key hash + item hash of a counter) | {:.0} ns | |",
+            "| of which key bytes, value encoding, key hash and item hash | {:.0} ns | |",
             dc.hash_ns
+        );
+        let _ = writeln!(
+            md,
+            "| of which the digest tree (`DigestTree::replace`, one root-to-leaf path) | {:.1} ns | |",
+            dc.tree_ns
         );
         let _ = writeln!(
             md,

@@ -234,9 +234,12 @@ fn fp(agg: &Aggregate) -> u32 {
 /// into bins, so the fraction `q` of siblings left equal estimates the
 /// number of changed keys as `-total * ln(q)`, with a standard deviation
 /// near `sqrt(total * (1 - q) / q)` (the delta method on the binomial count
-/// of equal siblings); one deviation is added, and each changed key counts
-/// as two items of difference (its item on each side). `None` when every
-/// sibling differs: the count cannot be told from the fingerprints.
+/// of equal siblings). The table's own margin already covers a Poisson
+/// spread (about `sqrt(keys)`); what the estimate's deviation adds beyond
+/// that (large only when most siblings differ) is added here. Each changed
+/// key counts as two items of difference (its item on each side). `None`
+/// when every sibling differs: the count cannot be told from the
+/// fingerprints.
 fn expected_items(differing: usize, total: usize) -> Option<f64> {
     if differing == 0 || differing >= total {
         return None;
@@ -245,7 +248,7 @@ fn expected_items(differing: usize, total: usize) -> Option<f64> {
     let q = 1.0 - differing as f64 / n;
     let keys = -n * q.ln();
     let sd = (n * (1.0 - q) / q).sqrt();
-    Some(2.0 * (keys + sd))
+    Some(2.0 * (keys + (sd - keys.sqrt()).max(0.0)))
 }
 
 /// A node fingerprint cut to its top `width` bytes, still 0 only for an
@@ -949,17 +952,12 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         let mask = (1u32 << crate::sketch::FP_BITS) - 1;
         let theirs: Vec<u32> = diff.senders.iter().map(|x| x.0).collect();
         let mut mine_bits: Vec<u32> = Vec::new();
-        if !diff.receivers.is_empty() {
-            let items = children.iter().flat_map(|c| store.items_in(*c));
-            for (h, k, v, item) in items {
-                let bits = key_bits(h, node.level());
-                if diff
-                    .receivers
-                    .binary_search(&(bits, item_fp(item) & mask))
-                    .is_ok()
-                {
+        for &(bits, f) in &diff.receivers {
+            // Ours: found by its key bits, a range of one key hash or a few.
+            let they_hold = theirs.binary_search(&bits).is_ok();
+            for (h, k, v, item) in store.items_in_hashes(bits_range(node, bits)) {
+                if key_bits(h, node.level()) == bits && item_fp(item) & mask == f {
                     mine_bits.push(bits);
-                    let they_hold = theirs.binary_search(&bits).is_ok();
                     self.offer(k, v, they_hold, out);
                 }
             }

@@ -117,10 +117,11 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     /// either way).
     pub fn update<E>(&mut self, key: K, f: impl FnOnce(&mut V) -> Result<V, E>) -> Result<V, E> {
         let kb = key_bytes(&key);
-        let h = KeyHash::of(&kb);
+        let kd = Digest::of(&kb);
+        let h = KeyHash::from_digest(&kd);
         if let Some(e) = self.entry_mut(h, &key) {
             let result = f(&mut e.value);
-            let item = ItemHash::from_parts(&kb, &codec::encode(&e.value));
+            let item = ItemHash::of(&kd, &Digest::of(&codec::encode(&e.value)));
             let old = core::mem::replace(&mut e.item, item);
             if old != item {
                 self.tree.replace(h, old, item);
@@ -130,7 +131,7 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
         let mut value = V::default();
         let delta = f(&mut value)?;
         if !value.is_bottom() {
-            self.insert_new(h, &kb, key, value);
+            self.insert_new(h, &kd, key, value);
         }
         Ok(delta)
     }
@@ -139,11 +140,12 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     /// Returns whether the value changed.
     pub fn join(&mut self, key: K, state: &V) -> bool {
         let kb = key_bytes(&key);
-        let h = KeyHash::of(&kb);
+        let kd = Digest::of(&kb);
+        let h = KeyHash::from_digest(&kd);
         if let Some(e) = self.entry_mut(h, &key) {
             e.value.join(state);
             // Canonical encodings: the value changed iff its item hash did.
-            let item = ItemHash::from_parts(&kb, &codec::encode(&e.value));
+            let item = ItemHash::of(&kd, &Digest::of(&codec::encode(&e.value)));
             let old = core::mem::replace(&mut e.item, item);
             if old == item {
                 return false;
@@ -154,7 +156,7 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
         if state.is_bottom() {
             return false;
         }
-        self.insert_new(h, &kb, key, state.clone());
+        self.insert_new(h, &kd, key, state.clone());
         true
     }
 
@@ -164,9 +166,10 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             .and_then(|b| b.iter_mut().find(|e| e.key == *key))
     }
 
-    /// Inserts an entry (the key must be absent) and its item.
-    fn insert_new(&mut self, h: KeyHash, kb: &[u8], key: K, value: V) {
-        let item = ItemHash::from_parts(kb, &codec::encode(&value));
+    /// Inserts an entry (the key must be absent) and its item; `kd` is the
+    /// digest of the key's bytes (hashed once per call, for both hashes).
+    fn insert_new(&mut self, h: KeyHash, kd: &Digest, key: K, value: V) {
+        let item = ItemHash::of(kd, &Digest::of(&codec::encode(&value)));
         self.entries
             .entry(h)
             .or_default()
