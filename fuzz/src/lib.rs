@@ -386,6 +386,14 @@ pub fn check_message(data: &[u8]) {
     if let Ok(m) = decode_msg(data, &limits) {
         let again = encode_msg(&m);
         assert_eq!(decode_msg(&again, &limits).expect("re-decode"), m);
+        // IBLTs from a peer: refused or peeled, never a panic, bounded work.
+        if let accordant_sync::message::Message::Turn(t) = &m {
+            for sk in &t.sketches.0 {
+                if let Ok(table) = accordant_sync::sketch::Sketch::from_bytes(&sk.cells.0) {
+                    let _ = table.decode();
+                }
+            }
+        }
     }
 }
 

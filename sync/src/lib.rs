@@ -7,6 +7,8 @@
 //! - [`store`]: `Store<K, V>`, CRDT values under an incrementally maintained
 //!   Merkle digest tree.
 //! - [`session`]: the sans-IO anti-entropy `Session` (and [`session::sync_pair`]).
+//! - [`sketch`]: invertible Bloom lookup tables, with which the session
+//!   names the differing keys under many nodes in one message.
 //! - [`message`]: the versioned, bounded wire format; [`error`]: its errors.
 //! - [`digest`]: blake3 digests of keys and values, and the order-independent
 //!   aggregate (a sum modulo 2^128 with a count) that Merkle nodes hold.

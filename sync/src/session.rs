@@ -220,12 +220,23 @@ struct Work<K, V: Summarize> {
     replies: Vec<(K, V, V::Summary)>,
 }
 
-/// A node's 4-byte fingerprint; 0 means empty.
-fn fp(agg: &Aggregate) -> u32 {
+/// Mixes the pass number into a 64-bit digest prefix (SplitMix64's
+/// finaliser), so that truncated fingerprints that collide in one pass are
+/// drawn afresh in the next: without it a collision between two unchanged
+/// nodes would repeat in every pass and the session could never converge.
+fn salted(x: u64, pass: u8) -> u64 {
+    let mut z = x ^ u64::from(pass).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A node's 4-byte fingerprint in pass `pass`; 0 means empty.
+fn fp(agg: &Aggregate, pass: u8) -> u32 {
     if agg.is_empty() {
         0
     } else {
-        (agg.short(4) as u32).max(1)
+        ((salted(agg.short(8), pass) >> 32) as u32).max(1)
     }
 }
 
@@ -295,9 +306,9 @@ fn narrow_turn(turn: &mut Turn) {
     }
 }
 
-/// An item's 4-byte fingerprint.
-fn item_fp(item: crate::digest::ItemHash) -> u32 {
-    (item.0 >> 96) as u32
+/// An item's 4-byte fingerprint in pass `pass`.
+fn item_fp(item: crate::digest::ItemHash, pass: u8) -> u32 {
+    (salted((item.0 >> 64) as u64, pass) >> 32) as u32
 }
 
 /// The 32 bits of a key hash just below the prefix of a node at `level`.
@@ -649,7 +660,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         let mut fps = Vec::with_capacity(4 * n);
         for i in 0..n as u64 {
             let child = NodeId::new(level, (node.index() << (4 * (level - node.level()))) | i);
-            let f = child.map_or(0, |c| fp(&store.aggregate(c)));
+            let f = child.map_or(0, |c| fp(&store.aggregate(c), self.pass));
             fps.extend_from_slice(&f.to_be_bytes());
         }
         Fingerprints {
@@ -663,7 +674,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         let mut items = Vec::new();
         for (h, _, _, item) in store.items_in(node) {
             items.extend_from_slice(&key_bits(h, node.level()).to_be_bytes());
-            items.extend_from_slice(&item_fp(item).to_be_bytes());
+            items.extend_from_slice(&item_fp(item, self.pass).to_be_bytes());
         }
         ItemList {
             node,
@@ -852,7 +863,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                 let Some(child) = NodeId::new(level, (node.index() << shift) | i as u64) else {
                     continue;
                 };
-                if narrow(fp(&store.aggregate(child)), width) != *their_fp {
+                if narrow(fp(&store.aggregate(child), self.pass), width) != *their_fp {
                     differing.push((child, *their_fp));
                 }
             }
@@ -916,7 +927,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             let i = (c.index() & (n as u64 - 1)) as usize;
             bitmap[i / 8] |= 1 << (i % 8);
             for (h, _, _, item) in store.items_in(*c) {
-                sk.insert(key_bits(h, node.level()), item_fp(item));
+                sk.insert(key_bits(h, node.level()), item_fp(item, self.pass));
             }
         }
         out.sketches.0.push(NodeSketch {
@@ -940,7 +951,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     ) {
         for c in &children {
             for (h, _, _, item) in store.items_in(*c) {
-                sk.remove(key_bits(h, node.level()), item_fp(item));
+                sk.remove(key_bits(h, node.level()), item_fp(item, self.pass));
             }
         }
         let Some(diff) = sk.decode() else {
@@ -956,7 +967,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             // Ours: found by its key bits, a range of one key hash or a few.
             let they_hold = theirs.binary_search(&bits).is_ok();
             for (h, k, v, item) in store.items_in_hashes(bits_range(node, bits)) {
-                if key_bits(h, node.level()) == bits && item_fp(item) & mask == f {
+                if key_bits(h, node.level()) == bits && item_fp(item, self.pass) & mask == f {
                     mine_bits.push(bits);
                     self.offer(k, v, they_hold, out);
                 }
@@ -1015,7 +1026,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             let bits = key_bits(h, node.level());
             seen.push(bits);
             match their_map.get(&bits) {
-                Some(fs) if fs.contains(&item_fp(item)) => {}
+                Some(fs) if fs.contains(&item_fp(item, self.pass)) => {}
                 // Both hold the key with different values.
                 Some(_) => self.offer(k, v, true, out),
                 None => self.offer(k, v, false, out),

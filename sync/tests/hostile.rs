@@ -28,10 +28,11 @@ use accordant::codec::{self, SeqVec};
 use accordant::{DecodeError, OrSet, ReplicaId};
 use accordant_sync::driver::{AntiEntropyNode, DriverConfig};
 use accordant_sync::error::SyncError;
-use accordant_sync::message::{self, Bytes, Message, SyncLimits, Turn, VERSION};
+use accordant_sync::message::{self, Bytes, Message, NodeSketch, SyncLimits, Turn, VERSION};
 use accordant_sync::session::{Session, SessionConfig};
 use accordant_sync::sim::{LinkConfig, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::{key_bytes, Store};
+use accordant_sync::tree::NodeId;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -708,6 +709,78 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
             &message::encode(&Message::Turn(turn)),
         );
         assert!(matches!(result, Err(SyncError::Malformed(_))), "{result:?}");
+    }
+}
+
+#[test]
+fn malformed_or_garbage_sketches_fail_cleanly_or_fall_back() {
+    let t = Transcript::record("two-sided", two_sided(), None);
+    let (k, _) = turn_to_responder(&t);
+    let good = (
+        Bytes(key_bytes(&9999u32)),
+        Bytes(codec::encode(&{
+            let mut v = V::new();
+            let _ = v.add(r(5), 77);
+            v
+        })),
+    );
+    let sketch = |level: u8, bitmap: usize, cells: Vec<u8>| Turn {
+        joins: SeqVec(vec![good.clone()]),
+        sketches: SeqVec(vec![NodeSketch {
+            node: NodeId::ROOT,
+            level,
+            children: Bytes(vec![0xff; bitmap]),
+            cells: Bytes(cells),
+        }]),
+        ..Turn::default()
+    };
+    let malformed = [
+        ("level 0", sketch(0, 2, vec![0; 40])),
+        ("level 3", sketch(3, 512, vec![0; 40])),
+        ("bitmap length", sketch(1, 3, vec![0; 40])),
+        ("no cells", sketch(1, 2, vec![])),
+        ("a partial cell", sketch(1, 2, vec![0; 41])),
+        ("cells not a multiple of 4", sketch(1, 2, vec![0; 30])),
+    ];
+    for (what, turn) in malformed {
+        let mut at = t.at(k);
+        let result = feed(
+            &mut at,
+            Side::Responder,
+            &message::encode(&Message::Turn(turn)),
+        );
+        assert!(
+            matches!(result, Err(SyncError::Malformed(_))),
+            "{what}: {result:?}"
+        );
+        let (_, store) = at.side(Side::Responder);
+        assert!(store.get(&9999).is_none(), "{what}: nothing applied");
+    }
+    // Well-formed tables of garbage: they peel into nonsense or not at all;
+    // either way the receiver answers (a fall-back descent, values, wants)
+    // without panicking, and the session can still fail only cleanly.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for round in 0..64 {
+        let cells = 4 * (1 + round % 8);
+        let mut bytes = vec![0u8; cells * 10];
+        rng.fill_bytes(&mut bytes);
+        if round % 2 == 0 {
+            // Counts of +-1 make cells look pure more often.
+            for c in bytes.chunks_mut(10) {
+                c[0] = if rng.gen() { 1 } else { 0xff };
+            }
+        }
+        let mut at = t.at(k);
+        let turn = sketch(
+            if round % 3 == 0 { 2 } else { 1 },
+            if round % 3 == 0 { 32 } else { 2 },
+            bytes,
+        );
+        let _ = feed(
+            &mut at,
+            Side::Responder,
+            &message::encode(&Message::Turn(turn)),
+        );
     }
 }
 

@@ -99,6 +99,31 @@ fn main() {
             let _ = sa.handle(&mut a, &msg);
         }
     }
+    // A larger store: fingerprints two levels down and an IBLT (sketches).
+    let mut a: Store<u32, OrSet<u8>> = Store::new();
+    for k in 0..3000u32 {
+        let _ = a.update(k, |x| x.add(r(1), (k % 8) as u8));
+    }
+    let mut b = a.clone();
+    for k in [7u32, 700, 1400, 2100, 2800] {
+        let _ = a.update(k, |x| x.add(r(2), 9));
+        let _ = b.update(k + 1, |x| x.add(r(3), 1));
+    }
+    let mut sa = Session::initiate(&a, SessionConfig::default());
+    let mut sb = Session::respond(SessionConfig::default());
+    for _ in 0..16 {
+        while let Some(msg) = sa.poll_transmit() {
+            write(&dir, &format!("msg{n}"), &msg);
+            n += 1;
+            let _ = sb.handle(&mut b, &msg);
+        }
+        while let Some(msg) = sb.poll_transmit() {
+            write(&dir, &format!("msg{n}"), &msg);
+            n += 1;
+            let _ = sa.handle(&mut a, &msg);
+        }
+    }
+
     // The structured targets take arbitrary bytes; a few plain seeds help.
     for (i, seed) in [vec![0u8; 64], (0..=255u8).collect(), session_seed]
         .iter()
