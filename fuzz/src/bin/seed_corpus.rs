@@ -12,7 +12,7 @@ use accordant::{
     ShoppingCart,
 };
 use accordant_sync::session::{Session, SessionConfig};
-use accordant_sync::store::Store;
+use accordant_sync::store::{Store, StoreKey, StoreValue};
 
 fn r(n: u128) -> ReplicaId {
     ReplicaId::from_u128(n)
@@ -20,6 +20,33 @@ fn r(n: u128) -> ReplicaId {
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     fs::write(dir.join(name), bytes).expect("write seed");
+}
+
+/// Runs a session between `a` (initiating) and `b`, writing every message
+/// as a seed `msg{n}`; returns the responder's messages concatenated.
+fn record<K: StoreKey, V: StoreValue>(
+    dir: &Path,
+    n: &mut usize,
+    a: &mut Store<K, V>,
+    b: &mut Store<K, V>,
+) -> Vec<u8> {
+    let mut sa = Session::initiate(a, SessionConfig::default());
+    let mut sb = Session::respond(SessionConfig::default());
+    let mut responder = Vec::new();
+    for _ in 0..16 {
+        while let Some(msg) = sa.poll_transmit() {
+            write(dir, &format!("msg{n}"), &msg);
+            *n += 1;
+            let _ = sb.handle(b, &msg);
+        }
+        while let Some(msg) = sb.poll_transmit() {
+            write(dir, &format!("msg{n}"), &msg);
+            *n += 1;
+            responder.extend_from_slice(&msg);
+            let _ = sa.handle(a, &msg);
+        }
+    }
+    responder
 }
 
 fn tagged<T: Canonical>(tag: u8, v: &T) -> Vec<u8> {
@@ -82,23 +109,8 @@ fn main() {
     let mut b = a.clone();
     let _ = a.update(3, |x| x.add(r(2), 9));
     let _ = b.update(250, |x| x.add(r(3), 1));
-    let mut sa = Session::initiate(&a, SessionConfig::default());
-    let mut sb = Session::respond(SessionConfig::default());
     let mut n = 0;
-    let mut session_seed = Vec::new();
-    for _ in 0..16 {
-        while let Some(msg) = sa.poll_transmit() {
-            write(&dir, &format!("msg{n}"), &msg);
-            n += 1;
-            let _ = sb.handle(&mut b, &msg);
-        }
-        while let Some(msg) = sb.poll_transmit() {
-            write(&dir, &format!("msg{n}"), &msg);
-            n += 1;
-            session_seed.extend_from_slice(&msg);
-            let _ = sa.handle(&mut a, &msg);
-        }
-    }
+    let session_seed = record(&dir, &mut n, &mut a, &mut b);
     // A larger store: fingerprints two levels down and an IBLT (sketches).
     let mut a: Store<u32, OrSet<u8>> = Store::new();
     for k in 0..3000u32 {
@@ -109,20 +121,7 @@ fn main() {
         let _ = a.update(k, |x| x.add(r(2), 9));
         let _ = b.update(k + 1, |x| x.add(r(3), 1));
     }
-    let mut sa = Session::initiate(&a, SessionConfig::default());
-    let mut sb = Session::respond(SessionConfig::default());
-    for _ in 0..16 {
-        while let Some(msg) = sa.poll_transmit() {
-            write(&dir, &format!("msg{n}"), &msg);
-            n += 1;
-            let _ = sb.handle(&mut b, &msg);
-        }
-        while let Some(msg) = sb.poll_transmit() {
-            write(&dir, &format!("msg{n}"), &msg);
-            n += 1;
-            let _ = sa.handle(&mut a, &msg);
-        }
-    }
+    let _ = record(&dir, &mut n, &mut a, &mut b);
 
     // The structured targets take arbitrary bytes; a few plain seeds help.
     for (i, seed) in [vec![0u8; 64], (0..=255u8).collect(), session_seed]
