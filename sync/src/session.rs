@@ -317,6 +317,13 @@ fn key_bits(h: KeyHash, level: u8) -> u32 {
     (h.0.checked_shl(shift).unwrap_or(0) >> 32) as u32
 }
 
+/// How many descendants `node` has at `level`, when a peer may name that
+/// level (one or two below the node, within the tree's levels).
+fn descendants(node: NodeId, level: u8) -> Option<usize> {
+    let depth = level.checked_sub(node.level())?;
+    ((1..=2).contains(&depth) && level <= MAX_LEVEL).then(|| 1usize << (4 * depth))
+}
+
 /// The key hashes under `node` whose 32 bits below its prefix are `bits`.
 fn bits_range(node: NodeId, bits: u32) -> core::ops::RangeInclusive<u64> {
     let r = node.key_range();
@@ -715,11 +722,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         };
         let mut fps = Vec::with_capacity(turn.fps.0.len());
         for f in turn.fps.0 {
-            let depth = f.level.saturating_sub(f.node.level());
-            if !(1..=2).contains(&depth) || f.level > MAX_LEVEL {
-                return Err(SyncError::Malformed("fingerprint level"));
-            }
-            let n = 1usize << (4 * depth);
+            let n =
+                descendants(f.node, f.level).ok_or(SyncError::Malformed("fingerprint level"))?;
             let width = f.fps.0.len() / n;
             if f.fps.0.len() % n != 0 || !(2..=4).contains(&width) {
                 return Err(SyncError::Malformed("fingerprint count"));
@@ -752,15 +756,11 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         }
         let mut sketches = Vec::with_capacity(turn.sketches.0.len());
         for sk in turn.sketches.0 {
-            let depth = sk.level.saturating_sub(sk.node.level());
-            if !(1..=2).contains(&depth) || sk.level > MAX_LEVEL {
-                return Err(SyncError::Malformed("sketch level"));
-            }
-            let n = 1usize << (4 * depth);
+            let n = descendants(sk.node, sk.level).ok_or(SyncError::Malformed("sketch level"))?;
             if sk.children.0.len() != n / 8 {
                 return Err(SyncError::Malformed("sketch bitmap length"));
             }
-            let shift = 4 * u32::from(depth);
+            let shift = 4 * (sk.level - sk.node.level());
             let children: Vec<NodeId> = (0..n)
                 .filter(|i| sk.children.0[i / 8] >> (i % 8) & 1 == 1)
                 .filter_map(|i| NodeId::new(sk.level, (sk.node.index() << shift) | i as u64))

@@ -215,13 +215,7 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
 
     /// The items under `node`, in key-hash order.
     pub fn items_in(&self, node: NodeId) -> impl Iterator<Item = (KeyHash, &K, &V, ItemHash)> {
-        let r = node.key_range();
-        self.entries
-            .range((
-                Bound::Included(KeyHash(*r.start())),
-                Bound::Included(KeyHash(*r.end())),
-            ))
-            .flat_map(|(h, b)| b.iter().map(move |e| (*h, &e.key, &e.value, e.item)))
+        self.items_in_hashes(node.key_range())
     }
 
     /// The items whose key hashes lie in `range`, in key-hash order.
