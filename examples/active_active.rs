@@ -43,7 +43,7 @@ use accordant_sync::net::{
 };
 use accordant_sync::session::SessionStats;
 use accordant_sync::store::{Store, StoreKey, StoreValue};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -333,38 +333,38 @@ fn act(
     partitioned: bool,
     n: u64,
 ) {
-    let user = format!("{}-{}", r.key, rng.gen_range(1..=USERS_PER_REGION));
-    let roll = rng.gen_range(0..100);
+    let user = format!("{}-{}", r.key, rng.random_range(1..=USERS_PER_REGION));
+    let roll = rng.random_range(0..100);
     let mut l = ledger.lock().expect("ledger");
     if roll < 45 {
-        let page = ["views:/home", "views:/product/42", "views:/cart"][rng.gen_range(0..3)];
+        let page = ["views:/home", "views:/product/42", "views:/cart"][rng.random_range(0..3)];
         let _ = r
             .counters
             .update(page.to_string(), |c| c.add(r.replica, 1))
             .expect("counter");
         *l.counters.entry(page.to_string()).or_default() += 1;
     } else if roll < 50 {
-        let d: i64 = if rng.gen_bool(0.7) { 1 } else { -1 };
+        let d: i64 = if rng.random_bool(0.7) { 1 } else { -1 };
         let _ = r
             .counters
             .update("likes:post-7".into(), |c| c.add(r.replica, d))
             .expect("likes");
         *l.counters.entry("likes:post-7".into()).or_default() += i128::from(d);
     } else if roll < 85 {
-        let item = ITEMS[rng.gen_range(0..ITEMS.len())].to_string();
-        let family = rng.gen_bool(0.25);
+        let item = ITEMS[rng.random_range(0..ITEMS.len())].to_string();
+        let family = rng.random_bool(0.25);
         let cart = if family {
             "cart:family".to_string()
         } else {
             format!("cart:{user}")
         };
-        if !family && rng.gen_bool(0.15) {
+        if !family && rng.random_bool(0.15) {
             let _ = r
                 .carts
                 .update(cart.clone(), |c| Ok::<_, ()>(c.remove_item(&item)));
             l.carts.insert((cart, item), 0);
         } else {
-            let qty = rng.gen_range(1..=2);
+            let qty = rng.random_range(1..=2);
             let _ = r
                 .carts
                 .update(cart.clone(), |c| c.add(r.replica, item.clone(), qty))
@@ -372,7 +372,7 @@ fn act(
             *l.carts.entry((cart, item)).or_default() += qty;
         }
     } else {
-        let value = format!("{} #{n}", city(&r.key)[rng.gen_range(0..2)]);
+        let value = format!("{} #{n}", city(&r.key)[rng.random_range(0..2)]);
         let key = format!("profile:{user}");
         r.write_profile(&key, &value);
         l.profiles.insert(key, value);

@@ -24,7 +24,7 @@
 //! ```
 //! use accordant::{codec, GCounter, ReplicaId};
 //! let mut c = GCounter::new();
-//! let _ = c.inc(ReplicaId::from_u128(7), 5).unwrap();
+//! let _ = c.increment(ReplicaId::from_u128(7), 5).unwrap();
 //! let bytes = codec::encode(&c);
 //! let back: GCounter = codec::decode(&bytes, &codec::Limits::default()).unwrap();
 //! assert_eq!(back, c);

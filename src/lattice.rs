@@ -25,8 +25,8 @@
 //! let (eu, us) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));
 //! let mut a = GCounter::new();
 //! let mut b = GCounter::new();
-//! let d1 = a.inc(eu, 3).unwrap();
-//! let d2 = b.inc(us, 4).unwrap();
+//! let d1 = a.increment(eu, 3).unwrap();
+//! let d2 = b.increment(us, 4).unwrap();
 //! a.join(&d2); // deltas are states: join them like states
 //! b.join(&d1);
 //! assert_eq!(a, b);

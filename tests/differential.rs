@@ -44,8 +44,8 @@ use accordant::{
     CausalCrdt, Decompose, GCounter, Lattice, MvRegister, OrSet, PNCounter, ReplicaId,
 };
 use crdts::{CmRDT, CvRDT};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Histories per type.
@@ -105,7 +105,7 @@ fn check_read<S: Subject>(s: &S, replicas: u8, what: &str) {
 /// Runs one random history and its final all-to-all merge.
 fn run_history<S: Subject>(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = rng.gen_range(2..=5usize);
+    let n = rng.random_range(2..=5usize);
     let mut reps = vec![S::default(); n];
     // seen[j][k]: how many of k's mutations replica j has incorporated.
     let mut seen = vec![vec![0u32; n]; n];
@@ -115,9 +115,9 @@ fn run_history<S: Subject>(seed: u64) {
 
     for step in 0..STEPS {
         let what = format!("seed {seed}, step {step}");
-        let roll = rng.gen_range(0..100);
+        let roll = rng.random_range(0..100);
         if roll < 50 {
-            let i = rng.gen_range(0..n);
+            let i = rng.random_range(0..n);
             let deps = seen[i].clone();
             seen[i][i] += 1;
             let msg = reps[i].mutate(i as u8, &mut rng);
@@ -131,7 +131,7 @@ fn run_history<S: Subject>(seed: u64) {
             let (k, j) = pick_pair(&mut rng, n);
             let mut batch: Vec<usize> = Vec::new();
             let before = cursor[k][j];
-            let want = rng.gen_range(1..=4);
+            let want = rng.random_range(1..=4);
             while batch.len() < want && cursor[k][j] < log[k].len() {
                 let sent = &log[k][cursor[k][j]];
                 if !sent.deps.iter().zip(&seen[j]).all(|(d, s)| d <= s) {
@@ -141,10 +141,10 @@ fn run_history<S: Subject>(seed: u64) {
                 batch.push(cursor[k][j]);
                 cursor[k][j] += 1;
             }
-            if before > 0 && rng.gen_bool(0.2) {
+            if before > 0 && rng.random_bool(0.2) {
                 // Redeliver a message delivered earlier: both libraries must
                 // ignore it.
-                batch.insert(0, rng.gen_range(0..before));
+                batch.insert(0, rng.random_range(0..before));
             }
             // crdts: ops in causal (origin) order.
             for &m in &batch {
@@ -154,7 +154,7 @@ fn run_history<S: Subject>(seed: u64) {
             let mut order = batch.clone();
             order.shuffle(&mut rng);
             if let Some(&m) = batch.choose(&mut rng) {
-                if rng.gen_bool(0.3) {
+                if rng.random_bool(0.3) {
                     order.push(m);
                 }
             }
@@ -165,7 +165,7 @@ fn run_history<S: Subject>(seed: u64) {
         } else {
             let (k, j) = pick_pair(&mut rng, n);
             let src = reps[k].clone();
-            merge_into(&mut reps[j], &src, rng.gen_range(0..3), &what);
+            merge_into(&mut reps[j], &src, rng.random_range(0..3), &what);
             let sk = seen[k].clone();
             for (s, o) in seen[j].iter_mut().zip(sk) {
                 *s = (*s).max(o);
@@ -196,8 +196,8 @@ fn run_history<S: Subject>(seed: u64) {
 }
 
 fn pick_pair(rng: &mut ChaCha8Rng, n: usize) -> (usize, usize) {
-    let k = rng.gen_range(0..n);
-    let j = (k + rng.gen_range(1..n)) % n;
+    let k = rng.random_range(0..n);
+    let j = (k + rng.random_range(1..n)) % n;
     (k, j)
 }
 
@@ -266,8 +266,8 @@ impl Subject for SetPair {
     }
 
     fn mutate(&mut self, me: u8, rng: &mut ChaCha8Rng) -> Self::Msg {
-        let e = rng.gen_range(0..UNIVERSE);
-        let (delta, op) = match rng.gen_range(0..20) {
+        let e = rng.random_range(0..UNIVERSE);
+        let (delta, op) = match rng.random_range(0..20) {
             0..=11 => {
                 let delta = self.acc.add(rid(me), e).unwrap();
                 let ctx = self.crdts.read_ctx().derive_add_ctx(me);
@@ -370,7 +370,7 @@ impl Subject for MvPair {
     fn mutate(&mut self, me: u8, rng: &mut ChaCha8Rng) -> Self::Msg {
         // Writes only: MVReg has no clear, so accordant's `clear` has no
         // counterpart here (the law tests cover it).
-        let v = rng.gen_range(0..UNIVERSE / 2);
+        let v = rng.random_range(0..UNIVERSE / 2);
         let delta = self.acc.write(rid(me), v).unwrap();
         let ctx = self.crdts.read_ctx().derive_add_ctx(me);
         let op = self.crdts.write(v, ctx);
@@ -445,8 +445,8 @@ impl Subject for GPair {
     }
 
     fn mutate(&mut self, me: u8, rng: &mut ChaCha8Rng) -> Self::Msg {
-        let amount = rng.gen_range(0..=5u64);
-        let delta = self.acc.inc(rid(me), amount).unwrap();
+        let amount = rng.random_range(0..=5u64);
+        let delta = self.acc.increment(rid(me), amount).unwrap();
         let op = self.crdts.inc_many(me, amount);
         self.crdts.apply(op);
         (delta, op)
@@ -494,7 +494,7 @@ impl Subject for PnPair {
     }
 
     fn mutate(&mut self, me: u8, rng: &mut ChaCha8Rng) -> Self::Msg {
-        let amount = rng.gen_range(-5..=5i64);
+        let amount = rng.random_range(-5..=5i64);
         let delta = self.acc.add(rid(me), amount).unwrap();
         let op = if amount >= 0 {
             self.crdts.inc_many(me, amount.unsigned_abs())

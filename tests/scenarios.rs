@@ -352,7 +352,7 @@ impl Workload for GCounter {
     }
     fn apply(&mut self, at: ReplicaId, op: ModelOp) -> Self {
         let n = op.contributes.unwrap_or(0).unsigned_abs();
-        self.inc(at, n).unwrap()
+        self.increment(at, n).unwrap()
     }
     fn view(&self) -> i128 {
         i128::from(self.value())

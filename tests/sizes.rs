@@ -11,7 +11,7 @@ fn r(n: u128) -> ReplicaId {
 fn gcounter_with_three_replicas() {
     let mut c = accordant::GCounter::new();
     for i in 0..3 {
-        let _ = c.inc(r(i), 1_000).unwrap();
+        let _ = c.increment(r(i), 1_000).unwrap();
     }
     // length, then per replica: 16-byte id + 2-byte varint.
     assert_eq!(encode(&c).len(), 55);

@@ -72,7 +72,7 @@ impl Fuzzed for GCounter {
     type Op = CounterOp;
     fn apply(&mut self, r: ReplicaId, op: &CounterOp) -> Option<Self> {
         let CounterOp::Add(n) = op;
-        self.inc(r, u64::from(*n)).ok()
+        self.increment(r, u64::from(*n)).ok()
     }
 }
 

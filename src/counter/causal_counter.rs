@@ -63,6 +63,20 @@ impl CausalCounter {
         )))
     }
 
+    /// Adds `amount` at `replica`; returns the delta.
+    #[must_use = "the delta is what other replicas need"]
+    pub fn increment(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
+        let amount = i64::try_from(amount).map_err(|_| OverflowError::Counter)?;
+        self.add(replica, amount)
+    }
+
+    /// Subtracts `amount` at `replica`; returns the delta.
+    #[must_use = "the delta is what other replicas need"]
+    pub fn decrement(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
+        let amount = i64::try_from(amount).map_err(|_| OverflowError::Counter)?;
+        self.add(replica, -amount)
+    }
+
     /// Sets the value to `value` at `replica`, folding every observed dot into
     /// one; returns the delta. Concurrent changes elsewhere still add up.
     #[must_use = "the delta is what other replicas need"]

@@ -14,9 +14,9 @@
 //! use accordant::{GCounter, Lattice, ReplicaId};
 //! let eu = ReplicaId::from_u128(1);
 //! let mut c = GCounter::new();
-//! let d = c.inc(eu, 2).unwrap();
+//! let d = c.increment(eu, 2).unwrap();
 //! assert_eq!(d.value(), 2); // the delta is a GCounter too
-//! assert!(c.inc(eu, u64::MAX).is_err());
+//! assert!(c.increment(eu, u64::MAX).is_err());
 //! assert_eq!(c.value(), 2);
 //! ```
 
@@ -38,8 +38,12 @@ impl GCounter {
     }
 
     /// Adds `amount` at `replica`; returns the delta (the replica's new entry).
+    ///
+    /// Every counter spells it the same way: `increment(replica, by)`,
+    /// `decrement(replica, by)` where the counter can go down, and a signed
+    /// `add(replica, by)`.
     #[must_use = "the delta is what other replicas need"]
-    pub fn inc(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
+    pub fn increment(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
         let total = self.value_u128() + u128::from(amount);
         if total > u128::from(u64::MAX) {
             return Err(OverflowError::Counter);
@@ -182,7 +186,7 @@ mod tests {
         let mut deltas = Vec::new();
         for round in 0..10u64 {
             for (i, c) in replicas.iter_mut().enumerate() {
-                deltas.push(c.inc(r(i as u128), round + 1).unwrap());
+                deltas.push(c.increment(r(i as u128), round + 1).unwrap());
             }
         }
         let expected: u64 = 3 * (1..=10).sum::<u64>();
@@ -197,7 +201,7 @@ mod tests {
     #[test]
     fn zero_increment_changes_nothing() {
         let mut c = GCounter::new();
-        let d = c.inc(r(1), 0).unwrap();
+        let d = c.increment(r(1), 0).unwrap();
         assert!(d.is_bottom());
         assert!(c.is_bottom());
     }
@@ -221,7 +225,7 @@ mod tests {
     fn three_replica_encoding_is_small() {
         let mut c = GCounter::new();
         for i in 0..3 {
-            let _ = c.inc(r(i), 1000).unwrap();
+            let _ = c.increment(r(i), 1000).unwrap();
         }
         // length + 3 * (16-byte id + 2-byte varint)
         assert_eq!(encode(&c).len(), 1 + 3 * 18);

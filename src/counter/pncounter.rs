@@ -45,23 +45,29 @@ impl PNCounter {
         let magnitude = amount.unsigned_abs();
         let mut d = PNCounter::new();
         if amount >= 0 {
-            d.p = self.p.inc(replica, magnitude)?;
+            d.p = self.p.increment(replica, magnitude)?;
         } else {
-            d.n = self.n.inc(replica, magnitude)?;
+            d.n = self.n.increment(replica, magnitude)?;
         }
         Ok(d)
     }
 
-    /// Adds 1; returns the delta.
+    /// Adds `amount` at `replica`; returns the delta.
     #[must_use = "the delta is what other replicas need"]
-    pub fn inc(&mut self, replica: ReplicaId) -> Result<Self, OverflowError> {
-        self.add(replica, 1)
+    pub fn increment(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
+        Ok(PNCounter {
+            p: self.p.increment(replica, amount)?,
+            n: GCounter::new(),
+        })
     }
 
-    /// Subtracts 1; returns the delta.
+    /// Subtracts `amount` at `replica`; returns the delta.
     #[must_use = "the delta is what other replicas need"]
-    pub fn dec(&mut self, replica: ReplicaId) -> Result<Self, OverflowError> {
-        self.add(replica, -1)
+    pub fn decrement(&mut self, replica: ReplicaId, amount: u64) -> Result<Self, OverflowError> {
+        Ok(PNCounter {
+            p: GCounter::new(),
+            n: self.n.increment(replica, amount)?,
+        })
     }
 
     /// The exact value `P - N` (an `i128` cannot overflow here).

@@ -29,7 +29,7 @@ use accordant::ReplicaId;
 use accordant_sync::store::StoreValue;
 use criterion::{BatchSize, Criterion};
 use model::{build_base, CounterModel, LwwModel, Model, OrSetModel, Side};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A base value and a changed copy of it, as side `B` would change it.
@@ -53,7 +53,7 @@ fn bench_store<M: Model>(c: &mut Criterion, name: &str, m: &M, n: u64, right: &M
     // skip the tree, so the store is renewed (untimed) when all are done.
     let mut keys: Vec<u64> = (0..n).collect();
     for i in (1..keys.len()).rev() {
-        keys.swap(i, rng.gen_range(0..=i));
+        keys.swap(i, rng.random_range(0..=i));
     }
     let mut store = base.clone();
     let mut next = 0usize;

@@ -32,7 +32,7 @@ use accordant_sync::store::{Store, StoreValue};
 use accordant_sync::tree::DigestTree;
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 use model::{build_base, CounterModel, LwwModel, Model};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
@@ -81,7 +81,7 @@ fn bench_update<V: StoreValue>(
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(1));
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let keys: Vec<u64> = (0..1 << 16).map(|_| rng.gen_range(0..n)).collect();
+    let keys: Vec<u64> = (0..1 << 16).map(|_| rng.random_range(0..n)).collect();
     let mut i = 0usize;
     let mut tick = 0u64;
     g.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -107,7 +107,7 @@ fn bench_tree(c: &mut Criterion) {
         let mut tree = DigestTree::with_depth(DigestTree::wanted_depth(n));
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let ops: Vec<(KeyHash, ItemHash, ItemHash)> = (0..1 << 16)
-            .map(|_| (KeyHash(rng.gen()), ItemHash(rng.gen()), ItemHash(rng.gen())))
+            .map(|_| (KeyHash(rng.random()), ItemHash(rng.random()), ItemHash(rng.random())))
             .collect();
         let mut i = 0usize;
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -141,7 +141,7 @@ fn main() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let counters = build_base(&CounterModel, n, &mut rng);
         bench_update(&mut c, "counter", counters, n, |v: &mut GCounter, _| {
-            let _ = v.inc(eu, 1);
+            let _ = v.increment(eu, 1);
         });
         let registers = build_base(&lww, n, &mut rng);
         let mut bytes = vec![0u8; 256];

@@ -253,7 +253,7 @@ fn gset(i: usize) -> impl FnMut(&mut Set, u64) -> Set {
 
 fn gcounter(i: usize) -> impl FnMut(&mut GCounter, u64) -> GCounter {
     let r = replica(i);
-    move |c, _| c.inc(r, 1).unwrap_or_default()
+    move |c, _| c.increment(r, 1).unwrap_or_default()
 }
 
 fn gmap(pct: usize) -> impl Fn(usize) -> Workload<Map> {
@@ -266,7 +266,7 @@ fn gmap(pct: usize) -> impl Fn(usize) -> Workload<Map> {
             keys.shuffle(&mut rng);
             let mut delta = GMap::new();
             for &k in &keys[..take] {
-                if let Ok(d) = m.update(k, |c| c.inc(r, 1)) {
+                if let Ok(d) = m.update(k, |c| c.increment(r, 1)) {
                     delta.join_owned(d);
                 }
             }

@@ -71,7 +71,7 @@ use common::model::{
 };
 use common::svg::{self, Axis, Chart, Scale, Series};
 use common::{run_cell, Row, HEADER, PROTOCOL_NAMES};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const USAGE: &str = "\
@@ -468,18 +468,18 @@ fn digest_costs() -> DigestCosts {
     let build = t.elapsed();
     let updates = 1_000_000u64;
     let keys: Vec<u64> = (0..updates)
-        .map(|_| rng.gen_range(0..DIGEST_KEYS))
+        .map(|_| rng.random_range(0..DIGEST_KEYS))
         .collect();
     let eu = ReplicaId::from_u128(1);
     let t = Instant::now();
     for &k in &keys {
-        let _ = store.update(k, |c: &mut GCounter| c.inc(eu, 1));
+        let _ = store.update(k, |c: &mut GCounter| c.increment(eu, 1));
     }
     let update = t.elapsed();
     // The tree alone: replace random items on random paths.
     let mut tree = store.tree().clone();
     let paths: Vec<(KeyHash, ItemHash, ItemHash)> = (0..updates)
-        .map(|_| (KeyHash(rng.gen()), ItemHash(rng.gen()), ItemHash(rng.gen())))
+        .map(|_| (KeyHash(rng.random()), ItemHash(rng.random()), ItemHash(rng.random())))
         .collect();
     let t = Instant::now();
     for &(h, old, new) in &paths {

@@ -115,7 +115,7 @@
 //! }
 //! for (i, n) in [(0, 3), (2, 4)] {
 //!     let r = ReplicaId::from_u128(i as u128);
-//!     reps[i].update(&mut states[i], |c| c.inc(r, n)).unwrap();
+//!     reps[i].update(&mut states[i], |c| c.increment(r, n)).unwrap();
 //! }
 //! for _round in 0..4 {
 //!     for i in 0..3 {

@@ -97,7 +97,7 @@
 //! for (node, replica) in [(eu, 1), (us, 2)] {
 //!     sim.poke(node, |n, _ctx| {
 //!         let _ = n.store_mut().update("views".to_string(), |c| {
-//!             c.inc(ReplicaId::from_u128(replica), 5)
+//!             c.increment(ReplicaId::from_u128(replica), 5)
 //!         });
 //!     });
 //! }
@@ -109,7 +109,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::Rng;
+use rand::RngExt;
 
 use crate::error::SyncError;
 use crate::session::{Session, SessionConfig};
@@ -424,7 +424,7 @@ impl<K: StoreKey, V: StoreValue> AntiEntropyNode<K, V> {
         }
         let jitter = ctx
             .rng()
-            .gen_range(0..=self.config.interval_jitter.as_micros());
+            .random_range(0..=self.config.interval_jitter.as_micros());
         ctx.set_timer(
             self.config.interval + SimTime::from_micros(jitter),
             TOKEN_TICK,
@@ -448,7 +448,7 @@ impl<K: StoreKey, V: StoreValue> AntiEntropyNode<K, V> {
             }
             PeerChoice::Random => {
                 if n >= 2 {
-                    let mut p = ctx.rng().gen_range(0..n - 1);
+                    let mut p = ctx.rng().random_range(0..n - 1);
                     if p >= me {
                         p += 1;
                     }
@@ -489,7 +489,7 @@ impl<K: StoreKey, V: StoreValue> AntiEntropyNode<K, V> {
             delay = delay.min(self.config.interval);
         }
         // Up to half again, so peers that collided do not retry in step.
-        let jitter = ctx.rng().gen_range(0..=delay.as_micros() / 2);
+        let jitter = ctx.rng().random_range(0..=delay.as_micros() / 2);
         delay += SimTime::from_micros(jitter);
         if self.retry_armed.insert(peer) {
             ctx.set_timer(delay, TOKEN_RETRY | u64::from(peer.0));
@@ -692,7 +692,7 @@ impl<K: StoreKey, V: StoreValue> Node for AntiEntropyNode<K, V> {
             return;
         }
         // The first tick at a random point of the first interval.
-        let first = ctx.rng().gen_range(0..=self.config.interval.as_micros());
+        let first = ctx.rng().random_range(0..=self.config.interval.as_micros());
         ctx.set_timer(SimTime::from_micros(first), TOKEN_TICK);
     }
 
@@ -807,7 +807,7 @@ mod tests {
                 for k in 0..50 {
                     let _ = n
                         .store_mut()
-                        .update(k, |c| c.inc(ReplicaId::from_u128(i as u128), 1));
+                        .update(k, |c| c.increment(ReplicaId::from_u128(i as u128), 1));
                 }
             });
         }

@@ -78,11 +78,11 @@
 //! let mut a: Store<u32, GCounter> = Store::new();
 //! let mut b: Store<u32, GCounter> = Store::new();
 //! for k in 0..1000 {
-//!     let _ = a.update(k, |c| c.inc(eu, 1)).unwrap();
-//!     let _ = b.update(k, |c| c.inc(eu, 1)).unwrap();
+//!     let _ = a.update(k, |c| c.increment(eu, 1)).unwrap();
+//!     let _ = b.update(k, |c| c.increment(eu, 1)).unwrap();
 //! }
-//! let _ = a.update(7, |c| c.inc(eu, 1)).unwrap(); // diverge on both sides
-//! let _ = b.update(9, |c| c.inc(us, 1)).unwrap();
+//! let _ = a.update(7, |c| c.increment(eu, 1)).unwrap(); // diverge on both sides
+//! let _ = b.update(9, |c| c.increment(us, 1)).unwrap();
 //!
 //! let mut sa = Session::initiate(&a, Default::default());
 //! let mut sb = Session::respond(Default::default());

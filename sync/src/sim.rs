@@ -132,7 +132,7 @@ use core::ops::{Add, AddAssign, Mul, Sub, SubAssign};
 use core::time::Duration;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A point in virtual time, or a span of it, in whole microseconds.
@@ -1314,7 +1314,7 @@ fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
     } else if p >= 1.0 {
         true
     } else {
-        rng.gen::<f64>() < p
+        rng.random::<f64>() < p
     }
 }
 
@@ -1323,7 +1323,7 @@ fn uniform(rng: &mut ChaCha8Rng, lo: SimTime, hi: SimTime) -> SimTime {
     if hi <= lo {
         lo
     } else {
-        SimTime(rng.gen_range(lo.0..=hi.0))
+        SimTime(rng.random_range(lo.0..=hi.0))
     }
 }
 
@@ -1379,7 +1379,7 @@ mod tests {
         }
         fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
             let n = ctx.node_count();
-            let peer = NodeId(ctx.rng().gen_range(0..n));
+            let peer = NodeId(ctx.rng().random_range(0..n));
             if peer != ctx.id() {
                 ctx.send(peer, self.value.to_le_bytes().to_vec());
             }
@@ -1787,7 +1787,7 @@ mod tests {
 
     #[test]
     fn node_rng_is_its_own_stream() {
-        use rand::RngCore;
+        use rand::Rng;
         let draws = |loss: f64| {
             let mut sim = recorders(9, 2, LinkConfig::lan().with_loss(loss));
             for _ in 0..100 {

@@ -59,7 +59,7 @@
 //! let path = dir.join("eu.snap");
 //!
 //! let mut views: Store<String, GCounter> = Store::new();
-//! let _ = views.update("home".into(), |c| c.inc(ReplicaId::from_u128(1), 3)).unwrap();
+//! let _ = views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 3)).unwrap();
 //! SnapshotWriter::new().store("views", &views).write(&path).unwrap();
 //!
 //! let snap = Snapshot::read(&path, &Default::default()).unwrap();
@@ -518,7 +518,7 @@ mod tests {
         let mut b: Store<String, OrSet<String>> = Store::new();
         for k in 0..300u32 {
             let _ = a
-                .update(k, |c| c.inc(r(u128::from(k % 3)), u64::from(k) + 1))
+                .update(k, |c| c.increment(r(u128::from(k % 3)), u64::from(k) + 1))
                 .unwrap();
         }
         for k in 0..40 {
@@ -632,7 +632,7 @@ mod tests {
         let info = save_store(&path, &a).unwrap();
         assert_eq!(info.keys, 300);
         let mut a2 = a.clone();
-        let _ = a2.update(1000, |c| c.inc(r(9), 1)).unwrap();
+        let _ = a2.update(1000, |c| c.increment(r(9), 1)).unwrap();
         save_store(&path, &a2).unwrap();
         let back: Store<u32, GCounter> = load_store(&path).unwrap();
         assert_eq!(back, a2);

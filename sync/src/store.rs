@@ -22,7 +22,7 @@
 //! let eu = ReplicaId::from_u128(1);
 //! let mut a: Store<String, GCounter> = Store::new();
 //! let mut b: Store<String, GCounter> = Store::new();
-//! let delta = a.update("views".to_string(), |c| c.inc(eu, 1)).unwrap();
+//! let delta = a.update("views".to_string(), |c| c.increment(eu, 1)).unwrap();
 //! assert_ne!(a.root_digest(), b.root_digest());
 //! b.join("views".to_string(), &delta);
 //! assert_eq!(a.root_digest(), b.root_digest());
@@ -288,7 +288,7 @@ mod tests {
         let mut b: Store<u32, GCounter> = Store::new();
         let mut deltas = Vec::new();
         for k in 0..500u32 {
-            deltas.push((k, a.update(k, |c| c.inc(r(1), u64::from(k) + 1)).unwrap()));
+            deltas.push((k, a.update(k, |c| c.increment(r(1), u64::from(k) + 1)).unwrap()));
         }
         for (k, d) in deltas.iter().rev() {
             b.join(*k, d);
@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.tree().depth() >= 1, "500 keys must have grown the tree");
         // One more increment changes the root; joining it in restores equality.
-        let d = a.update(7, |c| c.inc(r(2), 1)).unwrap();
+        let d = a.update(7, |c| c.increment(r(2), 1)).unwrap();
         assert_ne!(a.root_digest(), b.root_digest());
         assert!(b.join(7, &d));
         assert!(!b.join(7, &d), "a second join changes nothing");
@@ -330,9 +330,9 @@ mod tests {
     #[test]
     fn failed_update_changes_nothing() {
         let mut s: Store<u8, GCounter> = Store::new();
-        let _ = s.update(1, |c| c.inc(r(1), 5)).unwrap();
+        let _ = s.update(1, |c| c.increment(r(1), 5)).unwrap();
         let root = s.root();
-        assert!(s.update(1, |c| c.inc(r(1), u64::MAX)).is_err());
+        assert!(s.update(1, |c| c.increment(r(1), u64::MAX)).is_err());
         assert!(s.update(2, |_| Err::<GCounter, ()>(())).is_err());
         assert_eq!(s.root(), root);
         assert_eq!(s.len(), 1);

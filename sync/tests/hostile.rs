@@ -33,7 +33,7 @@ use accordant_sync::session::{Session, SessionConfig};
 use accordant_sync::sim::{LinkConfig, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::{key_bytes, Store};
 use accordant_sync::tree::NodeId;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 type K = u32;
@@ -268,16 +268,16 @@ const LENGTHS: [usize; 22] = [
 ];
 
 fn random_message(rng: &mut ChaCha8Rng) -> Vec<u8> {
-    let len = LENGTHS[rng.gen_range(0..LENGTHS.len())];
+    let len = LENGTHS[rng.random_range(0..LENGTHS.len())];
     let mut m = vec![0u8; len];
     rng.fill_bytes(&mut m);
-    if len >= 2 && rng.gen_bool(0.5) {
+    if len >= 2 && rng.random_bool(0.5) {
         // Past the version check, into a message of a real kind.
         m[0] = VERSION;
-        m[1] = rng.gen_range(0..4);
+        m[1] = rng.random_range(0..4);
         // Small lengths and counts are likelier to parse further.
         for b in m.iter_mut().skip(2) {
-            if rng.gen_bool(0.5) {
+            if rng.random_bool(0.5) {
                 *b &= 0x0f;
             }
         }
@@ -316,26 +316,26 @@ fn random_bytes_never_panic_in_any_phase() {
 /// One seeded mutation of an honest message.
 fn mutate(rng: &mut ChaCha8Rng, m: &[u8]) -> Vec<u8> {
     let mut m = m.to_vec();
-    for _ in 0..rng.gen_range(1..=3) {
+    for _ in 0..rng.random_range(1..=3) {
         let len = m.len();
-        let at = rng.gen_range(0..=len);
-        match rng.gen_range(0..7) {
+        let at = rng.random_range(0..=len);
+        match rng.random_range(0..7) {
             0 if len > 0 => {
                 let i = at.min(len - 1);
-                m[i] ^= 1 << rng.gen_range(0..8);
+                m[i] ^= 1 << rng.random_range(0..8);
             }
-            1 => m.insert(at, rng.gen()),
+            1 => m.insert(at, rng.random()),
             2 if len > 0 => {
                 m.remove(at.min(len - 1));
             }
             3 => m.truncate(at),
             4 if len > 0 => {
                 let i = at.min(len - 1);
-                m[i] = [0x00, 0x7f, 0x80, 0xff][rng.gen_range(0..4)];
+                m[i] = [0x00, 0x7f, 0x80, 0xff][rng.random_range(0..4)];
             }
             5 if len > 0 => {
-                let start = rng.gen_range(0..len);
-                let end = rng.gen_range(start..=len.min(start + 16));
+                let start = rng.random_range(0..len);
+                let end = rng.random_range(start..=len.min(start + 16));
                 let chunk = m[start..end].to_vec();
                 m.splice(at..at, chunk);
             }
@@ -767,7 +767,7 @@ fn malformed_or_garbage_sketches_fail_cleanly_or_fall_back() {
         if round % 2 == 0 {
             // Counts of +-1 make cells look pure more often.
             for c in bytes.chunks_mut(10) {
-                c[0] = if rng.gen() { 1 } else { 0xff };
+                c[0] = if rng.random() { 1 } else { 0xff };
             }
         }
         let mut at = t.at(k);
@@ -807,14 +807,14 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
         config.with_interval(SimTime::ZERO),
     ));
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    let honest_a_session = |rng: &mut ChaCha8Rng| (u64::from(na.0) << 32) | rng.gen_range(0..64);
+    let honest_a_session = |rng: &mut ChaCha8Rng| (u64::from(na.0) << 32) | rng.random_range(0..64);
     let deadline = SimTime::from_secs(30);
     let mut counter = 1u64;
     let outcome = loop {
         for _ in 0..4 {
-            let to = if rng.gen_bool(0.5) { na } else { nb };
+            let to = if rng.random_bool(0.5) { na } else { nb };
             let mut m = Vec::new();
-            match rng.gen_range(0..5) {
+            match rng.random_range(0..5) {
                 0 => m = random_message(&mut rng),
                 1 => {
                     // A new session from the hostile node, with garbage.
@@ -826,12 +826,12 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
                 2 => {
                     // Forged: a reply in someone else's session.
                     m.extend(varint(honest_a_session(&mut rng)));
-                    m.extend([2, rng.gen_range(0..8)]);
+                    m.extend([2, rng.random_range(0..8)]);
                     m.extend(random_message(&mut rng));
                 }
                 3 => {
                     // Forged aborts, in its own name and others'.
-                    m.extend(varint(if rng.gen_bool(0.5) {
+                    m.extend(varint(if rng.random_bool(0.5) {
                         honest_a_session(&mut rng)
                     } else {
                         (u64::from(evil.0) << 32) | counter
@@ -846,7 +846,7 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
                     let mut root = [0u8; 32];
                     rng.fill_bytes(&mut root);
                     m.extend(root);
-                    m.extend(varint(rng.gen()));
+                    m.extend(varint(rng.random()));
                 }
             }
             sim.send_from(evil, to, m);

@@ -80,8 +80,8 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
     // 1. Connected: deltas carry every write.
     for k in 0..30u64 {
         let n = &mut nodes[(k % 3) as usize];
-        n.inc("hits", 1, &mut ledger);
-        n.inc(&format!("page{}", k % 5), k + 1, &mut ledger);
+        n.increment("hits", 1, &mut ledger);
+        n.increment(&format!("page{}", k % 5), k + 1, &mut ledger);
         n.add("tags", &format!("t{k}"), &mut ledger);
     }
     let [a, b, c] = &mut nodes[..] else {
@@ -95,9 +95,9 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
     // 2. Split brain: c is cut off; both sides keep writing.
     proxy.isolate("c");
     for k in 0..15u64 {
-        a.inc("hits", 1, &mut ledger);
+        a.increment("hits", 1, &mut ledger);
         b.add("cart", &format!("ab{k}"), &mut ledger);
-        c.inc("hits", 2, &mut ledger);
+        c.increment("hits", 2, &mut ledger);
         c.add("cart", &format!("c{k}"), &mut ledger);
     }
     wait_until("c notices the partition", Duration::from_secs(10), || {
@@ -118,9 +118,9 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
         b.peers() == 0
     });
     for k in 0..10u64 {
-        b.inc("hits", 3, &mut ledger);
+        b.increment("hits", 3, &mut ledger);
         b.add("durable", &format!("d{k}"), &mut ledger);
-        a.inc("hits", 1, &mut ledger);
+        a.increment("hits", 1, &mut ledger);
         c.add("cart", &format!("late{k}"), &mut ledger);
     }
     let at_snapshot = b.dump();
@@ -156,7 +156,7 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
 
     // 4. The new incarnation writes; everyone sees it.
     for k in 0..5u64 {
-        b2.inc("hits", 1, &mut ledger);
+        b2.increment("hits", 1, &mut ledger);
         b2.add("tags", &format!("new{k}"), &mut ledger);
     }
     converge(&mut [a, &mut b2, c], Duration::from_secs(10));

@@ -236,9 +236,9 @@ fn nodes_in_network_namespaces_converge_across_a_pulled_cable() {
         unreachable!()
     };
     for k in 0..20u64 {
-        a.inc("hits", 1, &mut ledger);
+        a.increment("hits", 1, &mut ledger);
         b.add("tags", &format!("b{k}"), &mut ledger);
-        c.inc("hits", 2, &mut ledger);
+        c.increment("hits", 2, &mut ledger);
     }
     converge(&mut [a, b, c], Duration::from_secs(20));
     for n in [&mut *a, &mut *b, &mut *c] {
@@ -248,9 +248,9 @@ fn nodes_in_network_namespaces_converge_across_a_pulled_cable() {
     // Pull c's cable: packets are lost, not refused.
     lab.link(2, false);
     for k in 0..20u64 {
-        a.inc("hits", 1, &mut ledger);
+        a.increment("hits", 1, &mut ledger);
         b.add("cart", &format!("ab{k}"), &mut ledger);
-        c.inc("hits", 5, &mut ledger);
+        c.increment("hits", 5, &mut ledger);
         c.add("cart", &format!("c{k}"), &mut ledger);
     }
     wait_until("c notices the partition", Duration::from_secs(15), || {

@@ -51,8 +51,8 @@ fn replica(config: NodeConfig, restore: Option<&std::path::Path>, incarnation: u
 }
 
 impl Replica {
-    fn inc(&self, k: u32, n: u64) {
-        let _ = self.views.update(k, |c| c.inc(self.id, n)).unwrap();
+    fn increment(&self, k: u32, n: u64) {
+        let _ = self.views.update(k, |c| c.increment(self.id, n)).unwrap();
     }
     fn tag(&self, k: &str, e: &str) {
         let _ = self
@@ -95,8 +95,8 @@ async fn deltas_flow_while_connected_and_sessions_verify() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for k in 0..200 {
-        a.inc(k, 1);
-        b.inc(k, 2);
+        a.increment(k, 1);
+        b.increment(k, 2);
         b.tag("cart", &format!("item-{}", k % 10));
     }
     converge(&[&a, &b], Duration::from_secs(5)).await;
@@ -137,13 +137,13 @@ async fn a_partition_heals_by_anti_entropy_through_the_delaying_proxy() {
     while b.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    a.inc(1, 1);
+    a.increment(1, 1);
     converge(&[&a, &b], Duration::from_secs(5)).await;
 
     proxy.cut("a", "b");
     for k in 0..50 {
-        a.inc(k, 1);
-        b.inc(k + 25, 10);
+        a.increment(k, 1);
+        b.increment(k + 25, 10);
         a.tag("t", &format!("a{k}"));
         b.tag("t", &format!("b{k}"));
     }
@@ -185,7 +185,7 @@ async fn full_queues_drop_deltas_and_anti_entropy_repairs_them() {
     // A burst with no await in between: the writer task cannot drain the
     // queue of 4, so nearly every delta is dropped (and counted).
     for k in 0..1000 {
-        a.inc(k, 1);
+        a.increment(k, 1);
     }
     assert!(a.node.stats().deltas_dropped >= 990, "{:?}", a.node.stats());
     converge(&[&a, &b], Duration::from_secs(5)).await;
@@ -204,7 +204,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     let addr = a.node.listen(local()).await.unwrap();
     b.node.dial(addr);
     for k in 0..100 {
-        a.inc(k, 1);
+        a.increment(k, 1);
         a.tag("before", &format!("e{k}"));
     }
     let info = a.node.snapshot(&snap).await.unwrap();
@@ -215,7 +215,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     a.node.kill().await;
 
     for k in 0..100 {
-        b.inc(k, 5); // the other region keeps writing
+        b.increment(k, 5); // the other region keeps writing
     }
     // A torn copy of the snapshot is refused whole, with a typed error.
     let torn = dir.join("torn.snap");
@@ -235,7 +235,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     converge(&[&a2, &b], Duration::from_secs(10)).await;
     assert_eq!(a2.total(), 600);
     assert_eq!(a2.tags.get(&"before".into()).unwrap().len(), 100);
-    a2.inc(7, 1); // new writes under the new incarnation's replica id
+    a2.increment(7, 1); // new writes under the new incarnation's replica id
     converge(&[&a2, &b], Duration::from_secs(5)).await;
     assert_eq!(b.total(), 601);
     b.node.shutdown().await.unwrap();
@@ -246,7 +246,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_delta_closes_the_connection_and_changes_nothing() {
     let a = replica(config(1, "a"), None, 0);
-    a.inc(1, 1);
+    a.increment(1, 1);
     let root = a.roots();
     let addr = a.node.listen(local()).await.unwrap();
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -5,7 +5,7 @@
 use accordant::{GCounter, Hlc, LwwRegister, MvRegister, OrSet, ReplicaId};
 use accordant_sync::session::{sync_pair, Session, SessionConfig};
 use accordant_sync::store::{Store, StoreKey, StoreValue};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn r(n: u128) -> ReplicaId {
@@ -41,7 +41,7 @@ fn counters(n: u32, seed: u64) -> (Store<u32, GCounter>, ChaCha8Rng) {
     let mut s = Store::new();
     for k in 0..n {
         let _ = s.update(k, |c: &mut GCounter| {
-            c.inc(r(rng.gen_range(0..3)), 1 + rng.gen_range(0..5))
+            c.increment(r(rng.random_range(0..3)), 1 + rng.random_range(0..5))
         });
     }
     (s, rng)
@@ -70,11 +70,11 @@ fn one_and_two_sided_divergence_of_counters_converges() {
         let mut b = a.clone();
         let mut a = a;
         for _ in 0..d {
-            let k = rng.gen_range(0..n + n / 10); // some keys are new
-            let _ = a.update(k, |c| c.inc(r(7), 1));
+            let k = rng.random_range(0..n + n / 10); // some keys are new
+            let _ = a.update(k, |c| c.increment(r(7), 1));
             if two_sided {
-                let k = rng.gen_range(0..n + n / 10);
-                let _ = b.update(k, |c| c.inc(r(8), 1));
+                let k = rng.random_range(0..n + n / 10);
+                let _ = b.update(k, |c| c.increment(r(8), 1));
             }
         }
         check(a, b, 6);
@@ -121,12 +121,12 @@ fn registers_converge_both_ways() {
     }
     let (mut b, mut bm) = (a.clone(), am.clone());
     for i in 0..40u64 {
-        let k = rng.gen_range(0..2000u16);
+        let k = rng.random_range(0..2000u16);
         let _ = a.update(k, |reg| {
             Ok::<_, ()>(reg.write_at(Hlc::new(20 + i, 0), r(1), vec![2; 256]))
         });
         let _ = am.update(k, |reg| reg.write(r(1), i));
-        let k = rng.gen_range(0..2000u16);
+        let k = rng.random_range(0..2000u16);
         let _ = b.update(k, |reg| {
             Ok::<_, ()>(reg.write_at(Hlc::new(20 + i, 0), r(2), vec![3; 256]))
         });
@@ -140,7 +140,7 @@ fn registers_converge_both_ways() {
 fn a_write_during_a_session_costs_a_pass_not_correctness() {
     let (mut a, _) = counters(2000, 21);
     let mut b = a.clone();
-    let _ = a.update(1, |c| c.inc(r(5), 1));
+    let _ = a.update(1, |c| c.increment(r(5), 1));
     let mut sa = Session::initiate(&a, SessionConfig::default());
     let mut sb = Session::respond(SessionConfig::default());
     let mut wrote = false;
@@ -150,7 +150,7 @@ fn a_write_during_a_session_costs_a_pass_not_correctness() {
         }
         if !wrote {
             // A local write lands at b in the middle of the session.
-            let _ = b.update(2, |c| c.inc(r(6), 1));
+            let _ = b.update(2, |c| c.increment(r(6), 1));
             wrote = true;
         }
         while let Some(m) = sb.poll_transmit() {
@@ -229,8 +229,8 @@ fn the_winning_lww_value_travels_once() {
 fn a_replayed_turn_is_refused_not_answered() {
     let (mut a, _) = counters(3000, 41);
     let mut b = a.clone();
-    let _ = a.update(5, |c| c.inc(r(9), 1));
-    let _ = b.update(6, |c| c.inc(r(8), 1));
+    let _ = a.update(5, |c| c.increment(r(9), 1));
+    let _ = b.update(6, |c| c.increment(r(8), 1));
     let mut sa = Session::initiate(&a, SessionConfig::default());
     let mut sb = Session::respond(SessionConfig::default());
     let hello = sa.poll_transmit().unwrap();
@@ -258,8 +258,8 @@ fn sparse_changes_in_a_large_store_take_at_most_four_round_trips() {
     let mut b = a.clone();
     let mut a = a;
     for _ in 0..20 {
-        let _ = a.update(rng.gen_range(0..20_000), |c| c.inc(r(7), 1));
-        let _ = b.update(rng.gen_range(0..20_000), |c| c.inc(r(8), 1));
+        let _ = a.update(rng.random_range(0..20_000), |c| c.increment(r(7), 1));
+        let _ = b.update(rng.random_range(0..20_000), |c| c.increment(r(8), 1));
     }
     let expected = joined(&a, &b);
     let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).unwrap();
@@ -290,9 +290,9 @@ fn clustered_changes_that_overflow_the_sketch_still_converge() {
     assert!(cluster.len() >= 60, "{} keys under the node", cluster.len());
     for (i, k) in cluster.iter().enumerate() {
         if i % 2 == 0 {
-            let _ = a.update(*k, |c| c.inc(r(7), 1));
+            let _ = a.update(*k, |c| c.increment(r(7), 1));
         } else {
-            let _ = b.update(*k, |c| c.inc(r(8), 1));
+            let _ = b.update(*k, |c| c.increment(r(8), 1));
         }
     }
     check(a, b, 8);

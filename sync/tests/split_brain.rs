@@ -60,7 +60,7 @@ use accordant_sync::driver::{AntiEntropyNode, DriverConfig};
 use accordant_sync::session::SessionConfig;
 use accordant_sync::sim::{LinkConfig, NodeId, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::{Store, StoreValue};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const EU: usize = 0;
@@ -88,9 +88,9 @@ enum Epoch {
 /// side writes each key from one designated region only.
 fn key_index(rng: &mut ChaCha8Rng, region: usize, epoch: Epoch) -> usize {
     if epoch == Epoch::Partition && region != AP {
-        2 * rng.gen_range(0..KEYS / 2) + region
+        2 * rng.random_range(0..KEYS / 2) + region
     } else {
-        rng.gen_range(0..KEYS)
+        rng.random_range(0..KEYS)
     }
 }
 
@@ -131,8 +131,8 @@ impl Workload for Counters {
         _now_ms: u64,
         store: &mut Store<String, PNCounter>,
     ) {
-        let key = format!("views/{:03}", rng.gen_range(0..KEYS));
-        let amount = match rng.gen_range(-3i64..=6) {
+        let key = format!("views/{:03}", rng.random_range(0..KEYS));
+        let amount = match rng.random_range(-3i64..=6) {
             0 => 1,
             a => a,
         };
@@ -255,8 +255,8 @@ impl Workload for Sets {
         store: &mut Store<String, OrSet<u16>>,
     ) {
         let key = format!("tags/{:03}", key_index(rng, region, epoch));
-        let elem = rng.gen_range(0..8u16);
-        if epoch == Epoch::Partition && rng.gen_bool(0.4) {
+        let elem = rng.random_range(0..8u16);
+        if epoch == Epoch::Partition && rng.random_bool(0.4) {
             let _ = store.update(key.clone(), |s| Ok::<_, ()>(s.remove(&elem)));
             self.model.remove(&key, elem, region);
         } else {
@@ -355,12 +355,12 @@ impl Workload for Carts {
             return;
         }
         let key = format!("cart/{:03}", key_index(rng, region, epoch));
-        let e = rng.gen_range(0..6u16);
-        if epoch == Epoch::Partition && rng.gen_bool(0.3) {
+        let e = rng.random_range(0..6u16);
+        if epoch == Epoch::Partition && rng.random_bool(0.3) {
             let _ = store.update(key.clone(), |c| Ok::<_, ()>(c.remove_item(&item(e))));
             self.model.remove(&key, e, region);
         } else {
-            let qty = rng.gen_range(1..=3);
+            let qty = rng.random_range(1..=3);
             let _ = store
                 .update(key.clone(), |c| c.add(replica(region), item(e), qty))
                 .expect("no overflow");
@@ -442,7 +442,7 @@ impl Workload for Lww {
         now_ms: u64,
         store: &mut Store<String, LwwRegister<u64>>,
     ) {
-        let key = format!("address/{:03}", rng.gen_range(0..KEYS));
+        let key = format!("address/{:03}", rng.random_range(0..KEYS));
         self.next += 1;
         let value = self.next;
         let wall = ManualClock::new(now_ms + SKEW_MS[region]);
@@ -708,7 +708,7 @@ fn run<W: Workload>(mut w: W, faults: &Faults, seed: u64) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
 
     let write = |sim: &mut Simulator<_>, w: &mut W, rng: &mut ChaCha8Rng, epoch| {
-        let region = rng.gen_range(0..3);
+        let region = rng.random_range(0..3);
         sim.poke(
             ids[region],
             |node: &mut AntiEntropyNode<String, W::V>, ctx| {
@@ -1017,7 +1017,7 @@ fn add_wins_cases_are_exercised() {
         } else {
             Epoch::Partition
         };
-        let region = rng.gen_range(0..3);
+        let region = rng.random_range(0..3);
         w.write(&mut rng, region, epoch, 0, &mut s1);
         c.write(&mut rng, region, epoch, 0, &mut s2);
     }

@@ -324,7 +324,7 @@ fn amount(x: u8) -> i64 {
 
 impl Subject for GCounter {
     fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
-        self.inc(at, u64::from(op.a % 4)).ok()
+        self.increment(at, u64::from(op.a % 4)).ok()
     }
 }
 

@@ -78,7 +78,7 @@ fn main() {
     let mut cart = ShoppingCart::new();
     for i in 0..3u8 {
         let rep = r(u128::from(i));
-        let _ = g.inc(rep, u64::from(i) + 1);
+        let _ = g.increment(rep, u64::from(i) + 1);
         let _ = p.add(rep, -i64::from(i));
         let _ = cc.add(rep, i64::from(i));
         let _ = l.write_at(Hlc::new(u64::from(i), 0), rep, i);

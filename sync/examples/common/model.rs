@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use accordant::codec;
 use accordant::{GCounter, Hlc, LwwRegister, OrSet, ReplicaId};
 use accordant_sync::store::{key_bytes, Store, StoreValue};
-use rand::{Rng, RngCore};
+use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 
 /// The stores every protocol reconciles.
@@ -146,7 +146,7 @@ impl Model for LwwModel {
     }
 
     fn change(&self, rng: &mut ChaCha8Rng, side: Side, value: &mut Self::V) {
-        let stamp = Hlc::new(rng.gen_range(2_000..3_000), 0);
+        let stamp = Hlc::new(rng.random_range(2_000..3_000), 0);
         let _ = value.write_at(stamp, side.replica(), self.random_bytes(rng));
     }
 }
@@ -161,13 +161,13 @@ impl Model for CounterModel {
         let mut c = GCounter::new();
         for side in [Side::A, Side::B] {
             // Far from overflow: the sums stay below 2^21.
-            let _ = c.inc(side.replica(), rng.gen_range(1..=1_000_000));
+            let _ = c.increment(side.replica(), rng.random_range(1..=1_000_000));
         }
         c
     }
 
     fn change(&self, rng: &mut ChaCha8Rng, side: Side, value: &mut GCounter) {
-        let _ = value.inc(side.replica(), rng.gen_range(1..=100));
+        let _ = value.increment(side.replica(), rng.random_range(1..=100));
     }
 }
 
@@ -181,7 +181,7 @@ impl OrSetModel {
     pub(crate) fn new(rng: &mut ChaCha8Rng, elems: usize) -> Self {
         let mut template = OrSet::new();
         while template.len() < elems {
-            let e = rng.gen::<u32>();
+            let e = rng.random::<u32>();
             if !template.contains(&e) {
                 // Dots count from 1: overflow needs 2^64 adds.
                 let _ = template.add(Side::A.replica(), e);
@@ -200,7 +200,7 @@ impl Model for OrSetModel {
 
     fn change(&self, rng: &mut ChaCha8Rng, side: Side, value: &mut OrSet<u32>) {
         loop {
-            let e = rng.gen::<u32>();
+            let e = rng.random::<u32>();
             if !value.contains(&e) {
                 let _ = value.add(side.replica(), e);
                 return;
@@ -221,7 +221,7 @@ pub(crate) fn put<V: StoreValue>(store: &mut Keyed<V>, key: u64, value: V) {
 pub(crate) fn sample_keys(rng: &mut ChaCha8Rng, n: u64, d: u64) -> Vec<u64> {
     let mut set = BTreeSet::new();
     for j in n - d..n {
-        let t = rng.gen_range(0..=j);
+        let t = rng.random_range(0..=j);
         if !set.insert(t) {
             set.insert(j);
         }

@@ -216,7 +216,7 @@ impl App {
                 };
                 match self
                     .counters
-                    .update(key.to_string(), |c| c.inc(self.replica, n))
+                    .update(key.to_string(), |c| c.increment(self.replica, n))
                 {
                     Ok(_) => "OK".into(),
                     Err(e) => format!("ERR {e}"),

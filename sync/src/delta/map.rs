@@ -20,7 +20,7 @@ use serde::Serialize;
 /// use accordant_sync::delta::GMap;
 /// let r = ReplicaId::from_u128(1);
 /// let mut m: GMap<u32, GCounter> = GMap::new();
-/// let d = m.update(7, |c| c.inc(r, 2)).unwrap();
+/// let d = m.update(7, |c| c.increment(r, 2)).unwrap();
 /// assert_eq!(d.len(), 1);
 /// let mut other = GMap::new();
 /// other.join(&d);
@@ -212,8 +212,8 @@ mod tests {
         let mut a: GMap<u8, GCounter> = GMap::new();
         let mut b: GMap<u8, GCounter> = GMap::new();
         for k in 0..10u8 {
-            let _ = a.update(k, |c| c.inc(r(1), u64::from(k) + 1)).unwrap();
-            let _ = b.update(k / 2, |c| c.inc(r(2), 1)).unwrap();
+            let _ = a.update(k, |c| c.increment(r(1), u64::from(k) + 1)).unwrap();
+            let _ = b.update(k / 2, |c| c.increment(r(2), 1)).unwrap();
         }
         let ab = a.clone().joined(&b);
         assert_eq!(ab, b.clone().joined(&a));
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_unsorted_keys_and_bottom_values() {
-        let one = GCounter::new().joined(&GCounter::new().inc(r(1), 1).unwrap());
+        let one = GCounter::new().joined(&GCounter::new().increment(r(1), 1).unwrap());
         let unsorted = SeqVec(vec![(2u8, one.to_wire()), (1u8, one.to_wire())]);
         let bottom = SeqVec(vec![(1u8, GCounter::new().to_wire())]);
         for wire in [unsorted, bottom] {

@@ -23,7 +23,7 @@
 //!     }
 //!     let r = ReplicaId::from_u128(u128::from(i));
 //!     let node = DeltaNode::new(state, rep, SimTime::from_millis(100))
-//!         .with_workload(10, move |c: &mut GCounter, _n| c.inc(r, 1).unwrap());
+//!         .with_workload(10, move |c: &mut GCounter, _n| c.increment(r, 1).unwrap());
 //!     sim.add_node(node);
 //! }
 //! let outcome = sim.run_until(SimTime::from_secs(60), |s| {
@@ -35,7 +35,7 @@
 use core::convert::Infallible;
 use core::fmt;
 
-use rand::Rng;
+use rand::RngExt;
 
 use super::{ReplicaState, Replicator};
 use crate::error::SyncError;
@@ -172,7 +172,7 @@ impl<S: ReplicaState> Node for DeltaNode<S> {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         let offset = match self.offset {
             Some(t) => t,
-            None => SimTime(ctx.rng().gen_range(0..self.interval.0)),
+            None => SimTime(ctx.rng().random_range(0..self.interval.0)),
         };
         ctx.set_timer(offset, TICK);
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accordant::codec::SeqVec;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -342,7 +342,7 @@ where
 
 impl Conn {
     fn jittered(&mut self, d: Duration) -> Duration {
-        d.mul_f64(self.rng.gen_range(0.8..=1.2))
+        d.mul_f64(self.rng.random_range(0.8..=1.2))
     }
 
     fn session_id(&mut self) -> u64 {

@@ -49,8 +49,8 @@
 //! let us = us.start();
 //! us.dial(addr); // reconnects with backoff until shutdown
 //!
-//! let _ = eu_views.update("home".into(), |c| c.inc(ReplicaId::from_u128(1), 1)).unwrap();
-//! let _ = us_views.update("home".into(), |c| c.inc(ReplicaId::from_u128(2), 2)).unwrap();
+//! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
+//! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).unwrap();
 //! while eu_views.root_digest() != us_views.root_digest() {
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -697,7 +697,7 @@ impl Backoff {
             .saturating_mul(1u32 << self.failures.min(20))
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
-        d.mul_f64(self.rng.gen_range(0.5..=1.0))
+        d.mul_f64(self.rng.random_range(0.5..=1.0))
     }
 }
 

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -321,7 +321,7 @@ async fn pipe(
             let jitter = if spec.jitter.is_zero() {
                 Duration::ZERO
             } else {
-                spec.jitter.mul_f64(rng.gen_range(0.0..=1.0))
+                spec.jitter.mul_f64(rng.random_range(0.0..=1.0))
             };
             last = last.max(Instant::now() + spec.one_way + jitter);
             last

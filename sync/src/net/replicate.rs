@@ -54,7 +54,7 @@
 //! let mut push = NaivePush::default();
 //! let mut wire = Wire(Vec::new());
 //! let key = "views".to_string();
-//! let delta = eu.update(key.clone(), |c| c.inc(ReplicaId::from_u128(1), 1)).unwrap();
+//! let delta = eu.update(key.clone(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
 //! push.on_local_write(&key, &delta, &mut eu, &mut wire);
 //! let (to, payload) = wire.0.pop().unwrap();
 //! assert_eq!(to, PeerId(2));

@@ -17,8 +17,8 @@
 //!
 //! let mut eu: Store<u32, GCounter> = Store::new();
 //! let mut us: Store<u32, GCounter> = Store::new();
-//! let _ = eu.update(1, |c| c.inc(ReplicaId::from_u128(1), 5)).unwrap();
-//! let _ = us.update(2, |c| c.inc(ReplicaId::from_u128(2), 7)).unwrap();
+//! let _ = eu.update(1, |c| c.increment(ReplicaId::from_u128(1), 5)).unwrap();
+//! let _ = us.update(2, |c| c.increment(ReplicaId::from_u128(2), 7)).unwrap();
 //!
 //! let (mut a, mut b) = tokio::io::duplex(4096);
 //! let t = Duration::from_secs(5);

@@ -92,7 +92,7 @@ impl NodeProc {
         answer
     }
 
-    pub(crate) fn inc(&mut self, key: &str, n: u64, ledger: &mut Ledger) {
+    pub(crate) fn increment(&mut self, key: &str, n: u64, ledger: &mut Ledger) {
         assert_eq!(self.cmd(&format!("inc {key} {n}")), "OK");
         *ledger.counters.entry(key.to_string()).or_default() += n;
     }
