@@ -107,7 +107,13 @@ fn bench_tree(c: &mut Criterion) {
         let mut tree = DigestTree::with_depth(DigestTree::wanted_depth(n));
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let ops: Vec<(KeyHash, ItemHash, ItemHash)> = (0..1 << 16)
-            .map(|_| (KeyHash(rng.random()), ItemHash(rng.random()), ItemHash(rng.random())))
+            .map(|_| {
+                (
+                    KeyHash(rng.random()),
+                    ItemHash(rng.random()),
+                    ItemHash(rng.random()),
+                )
+            })
             .collect();
         let mut i = 0usize;
         g.bench_function(BenchmarkId::from_parameter(n), |b| {

@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
 use accordant_sync::digest::{Digest, ItemHash, KeyHash};
-use accordant_sync::store::key_bytes;
+use accordant_sync::key::key_bytes;
 use common::model::{
     build_base, diverge, with_model, CounterModel, Kind, Model, ValueSpec, WithModel,
 };
@@ -479,7 +479,13 @@ fn digest_costs() -> DigestCosts {
     // The tree alone: replace random items on random paths.
     let mut tree = store.tree().clone();
     let paths: Vec<(KeyHash, ItemHash, ItemHash)> = (0..updates)
-        .map(|_| (KeyHash(rng.random()), ItemHash(rng.random()), ItemHash(rng.random())))
+        .map(|_| {
+            (
+                KeyHash(rng.random()),
+                ItemHash(rng.random()),
+                ItemHash(rng.random()),
+            )
+        })
         .collect();
     let t = Instant::now();
     for &(h, old, new) in &paths {

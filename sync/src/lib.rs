@@ -30,6 +30,7 @@ pub mod delta;
 pub mod digest;
 pub mod driver;
 pub mod error;
+pub mod key;
 pub mod message;
 #[cfg(feature = "tokio")]
 pub mod net;
@@ -39,3 +40,4 @@ pub mod sketch;
 pub mod snapshot;
 pub mod store;
 pub mod tree;
+pub mod wire;

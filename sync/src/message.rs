@@ -2,8 +2,8 @@
 //!
 //! A message is one version byte ([`VERSION`]) followed by the postcard
 //! encoding of a [`Message`]. On a byte stream each message is preceded by
-//! its length as a varint ([`frame`], [`FrameReader`]); the simulator carries
-//! messages whole. Decoding is bounded the way `accordant::codec` is:
+//! its length as a varint ([`wire::frame`], [`wire::FrameReader`]); the
+//! simulator carries messages whole. Decoding is bounded the way `accordant::codec` is:
 //! the length is checked against [`SyncLimits::max_message_bytes`] before
 //! anything is allocated, sequences never preallocate from a claimed length,
 //! byte strings are taken from the input only once their length is known to
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::SyncError;
 use crate::tree::NodeId;
+use crate::wire;
 
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 2;
@@ -237,101 +238,17 @@ pub const ITEM_BYTES: usize = 8;
 
 /// Encodes a message: the version byte, then postcard.
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let mut out = vec![VERSION];
-    // Serialising plain data into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(msg).unwrap_or_default());
-    out
+    wire::encode_versioned(VERSION, msg)
 }
 
-/// Decodes a message from untrusted bytes.
+/// Decodes a message from untrusted bytes (see [`wire::decode_versioned`]).
 pub fn decode(bytes: &[u8], limits: &SyncLimits) -> Result<Message, SyncError> {
-    if bytes.len() > limits.max_message_bytes {
-        return Err(SyncError::TooLarge {
-            len: bytes.len(),
-            limit: limits.max_message_bytes,
-        });
-    }
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or(SyncError::Malformed("empty message"))?;
-    if version != VERSION {
-        return Err(SyncError::Version(version));
-    }
-    let (msg, rest) = postcard::take_from_bytes::<Message>(body)
-        .map_err(|_| SyncError::Malformed("undecodable message"))?;
-    if !rest.is_empty() {
-        return Err(SyncError::Malformed("trailing bytes after the message"));
-    }
-    Ok(msg)
-}
-
-/// Prefixes an encoded message with its length (a varint), for streams.
-pub fn frame(encoded: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded.len() + 5);
-    let mut n = encoded.len() as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(encoded);
-    out
-}
-
-/// Splits a byte stream into messages, checking each length against the
-/// limit before buffering the message.
-#[derive(Debug, Default)]
-pub struct FrameReader {
-    buf: Vec<u8>,
-}
-
-impl FrameReader {
-    /// An empty reader.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next complete message, if one is buffered.
-    pub fn next_message(&mut self, limits: &SyncLimits) -> Result<Option<Vec<u8>>, SyncError> {
-        let mut len: u64 = 0;
-        let mut header = 0;
-        loop {
-            let Some(&b) = self.buf.get(header) else {
-                return Ok(None);
-            };
-            if header >= 10 {
-                return Err(SyncError::Malformed("bad frame length"));
-            }
-            len |= u64::from(b & 0x7f) << (7 * header);
-            header += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > limits.max_message_bytes {
-            return Err(SyncError::TooLarge {
-                len,
-                limit: limits.max_message_bytes,
-            });
-        }
-        if self.buf.len() - header < len {
-            return Ok(None);
-        }
-        let msg = self.buf[header..header + len].to_vec();
-        self.buf.drain(..header + len);
-        Ok(Some(msg))
-    }
-
-    /// Bytes buffered but not yet returned.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
+    wire::decode_versioned(
+        bytes,
+        VERSION,
+        limits.max_message_bytes,
+        "undecodable message",
+    )
 }
 
 #[cfg(test)]
@@ -369,29 +286,5 @@ mod tests {
             VERSION, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10,
         ];
         assert!(decode(&bytes, &SyncLimits::default()).is_err());
-        // A byte string claiming 2^40 bytes.
-        let mut r = FrameReader::new();
-        r.push(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
-        assert!(matches!(
-            r.next_message(&SyncLimits::default()),
-            Err(SyncError::TooLarge { .. })
-        ));
-    }
-
-    #[test]
-    fn frames_split_a_stream() {
-        let a = encode(&Message::Done { root: [1; 32] });
-        let b = encode(&Message::Verified { root: [2; 32] });
-        let mut stream = frame(&a);
-        stream.extend(frame(&b));
-        let mut r = FrameReader::new();
-        for chunk in stream.chunks(5) {
-            r.push(chunk);
-        }
-        let lim = SyncLimits::default();
-        assert_eq!(r.next_message(&lim).unwrap(), Some(a));
-        assert_eq!(r.next_message(&lim).unwrap(), Some(b));
-        assert_eq!(r.next_message(&lim).unwrap(), None);
-        assert_eq!(r.buffered(), 0);
     }
 }

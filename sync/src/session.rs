@@ -109,12 +109,13 @@ use accordant::Summarize;
 
 use crate::digest::{Aggregate, KeyHash};
 use crate::error::SyncError;
+use crate::key::{decode_key, key_bytes};
 use crate::message::{
     self, Bytes, Fingerprints, ItemList, Message, NodeSketch, RootBytes, SyncLimits, Turn,
     ITEM_BYTES,
 };
 use crate::sketch::{Sketch, CELL_BYTES, MAX_CELLS};
-use crate::store::{key_bytes, Store, StoreKey, StoreValue};
+use crate::store::{Store, StoreKey, StoreValue};
 use crate::tree::{NodeId, MAX_LEVEL};
 
 /// Tuning of the protocol; the defaults suit most stores.
@@ -701,15 +702,10 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     fn decode_work(&self, turn: Turn) -> Result<Work<K, V>, SyncError> {
         let lim = &self.config.limits.value;
         let key = |b: &Bytes| -> Result<K, SyncError> {
-            if b.0.len() > lim.max_bytes {
-                return Err(SyncError::Malformed("key too large"));
-            }
-            let (k, rest) = postcard::take_from_bytes::<K>(&b.0)
-                .map_err(|_| SyncError::Malformed("undecodable key"))?;
-            if !rest.is_empty() || key_bytes(&k) != b.0 {
-                return Err(SyncError::Malformed("non-canonical key"));
-            }
-            Ok(k)
+            decode_key(&b.0, lim).map_err(|source| SyncError::Value {
+                what: "key",
+                source,
+            })
         };
         let val = |b: &Bytes, what| {
             codec::decode::<V>(&b.0, lim).map_err(|source| SyncError::Value { what, source })

@@ -82,8 +82,9 @@ use accordant::codec::{self, Limits, SeqVec};
 use accordant::{DecodeError, ReplicaId};
 use thiserror::Error;
 
+use crate::key::{decode_key, key_bytes};
 use crate::message::Bytes;
-use crate::store::{key_bytes, Store, StoreKey, StoreValue};
+use crate::store::{Store, StoreKey, StoreValue};
 
 /// The first eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"ACCORDSN";
@@ -393,20 +394,7 @@ pub fn decode_store<K: StoreKey, V: StoreValue>(
     }
     let mut store = Store::new();
     for (k, v) in items.0 {
-        if k.0.len() > limits.max_bytes {
-            return Err(invalid(
-                "key",
-                DecodeError::TooLarge {
-                    len: k.0.len(),
-                    limit: limits.max_bytes,
-                },
-            ));
-        }
-        let (key, rest) = postcard::take_from_bytes::<K>(&k.0)
-            .map_err(|e| invalid("key", DecodeError::from(e)))?;
-        if !rest.is_empty() || key_bytes(&key) != k.0 {
-            return Err(invalid("key", DecodeError::NonCanonical("key")));
-        }
+        let key: K = decode_key(&k.0, limits).map_err(|e| invalid("key", e))?;
         let value: V = codec::decode(&v.0, limits).map_err(|e| invalid("value", e))?;
         if store.get(&key).is_some() {
             return Err(SnapshotError::Malformed("duplicate key in a store section"));

@@ -38,6 +38,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use crate::digest::{Aggregate, Digest, ItemHash, KeyHash};
+use crate::key::key_bytes;
 use crate::tree::{DigestTree, NodeId, Resize};
 
 /// What a store key must be: ordered, cloneable, with a canonical encoding
@@ -49,11 +50,6 @@ impl<T: Ord + Clone + core::fmt::Debug + Serialize + DeserializeOwned> StoreKey 
 /// delta and a summary. Every type of `accordant` is one.
 pub trait StoreValue: Lattice + Decompose + Canonical + Summarize + core::fmt::Debug {}
 impl<T: Lattice + Decompose + Canonical + Summarize + core::fmt::Debug> StoreValue for T {}
-
-/// The canonical bytes of a key.
-pub fn key_bytes<K: Serialize>(key: &K) -> Vec<u8> {
-    postcard::to_allocvec(key).unwrap_or_default()
-}
 
 /// A value and the item hash it contributes to the tree.
 #[derive(Debug, Clone)]
@@ -288,7 +284,11 @@ mod tests {
         let mut b: Store<u32, GCounter> = Store::new();
         let mut deltas = Vec::new();
         for k in 0..500u32 {
-            deltas.push((k, a.update(k, |c| c.increment(r(1), u64::from(k) + 1)).unwrap()));
+            deltas.push((
+                k,
+                a.update(k, |c| c.increment(r(1), u64::from(k) + 1))
+                    .unwrap(),
+            ));
         }
         for (k, d) in deltas.iter().rev() {
             b.join(*k, d);

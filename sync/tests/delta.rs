@@ -542,7 +542,9 @@ fn bp_never_sends_a_delta_back_and_acks_empty_the_buffer() {
         bp: true,
         rr: false,
     });
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 5)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 5))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     deliver(&mut reps, &mut states);
     assert_eq!(states[1].value(), 5);
@@ -556,7 +558,9 @@ fn bp_never_sends_a_delta_back_and_acks_empty_the_buffer() {
         bp: false,
         rr: false,
     });
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 5)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 5))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     deliver(&mut reps, &mut states);
     reps[1].sync_step(&states[1]);
@@ -578,10 +582,14 @@ fn triangle_forward(rr: bool) -> (Vec<u8>, GCounter) {
         reps[a].add_neighbour(b);
         reps[b].add_neighbour(a);
     }
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 5)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 5))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     deliver(&mut reps, &mut states);
-    reps[2].update(&mut states[2], |c| c.increment(r(2), 1)).unwrap();
+    reps[2]
+        .update(&mut states[2], |c| c.increment(r(2), 1))
+        .unwrap();
     reps[2].sync_step(&states[2]);
     while let Some(t) = reps[2].poll_transmit() {
         if t.to == 1 {
@@ -619,7 +627,9 @@ fn rr_buffers_only_what_inflates() {
 fn a_new_neighbour_after_garbage_collection_gets_the_state() {
     let (mut reps, mut states) = pair(Strategy::Delta { bp: true, rr: true });
     for _ in 0..3 {
-        reps[0].update(&mut states[0], |c| c.increment(r(0), 1)).unwrap();
+        reps[0]
+            .update(&mut states[0], |c| c.increment(r(0), 1))
+            .unwrap();
         reps[0].sync_step(&states[0]);
         deliver(&mut reps, &mut states);
     }
@@ -637,7 +647,9 @@ fn a_new_neighbour_after_garbage_collection_gets_the_state() {
     assert_eq!(reps[0].stats().state_transfers, 1);
     assert!(!reps[0].needs_fallback(2));
     // Deltas from then on.
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 1)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 1))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     deliver(&mut reps, &mut states);
     assert_eq!(states[2].value(), 4);
@@ -647,8 +659,12 @@ fn a_new_neighbour_after_garbage_collection_gets_the_state() {
 #[test]
 fn state_mode_ships_whole_states_without_acks() {
     let (mut reps, mut states) = pair(Strategy::State);
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 2)).unwrap();
-    reps[1].update(&mut states[1], |c| c.increment(r(1), 3)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 2))
+        .unwrap();
+    reps[1]
+        .update(&mut states[1], |c| c.increment(r(1), 3))
+        .unwrap();
     for i in 0..2 {
         reps[i].sync_step(&states[i]);
     }
@@ -664,7 +680,9 @@ fn state_mode_ships_whole_states_without_acks() {
 #[test]
 fn hostile_messages_change_nothing() {
     let (mut reps, mut states) = pair(Strategy::Delta { bp: true, rr: true });
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 9)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 9))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     let good = reps[0].poll_transmit().unwrap().bytes;
     let before = (states[1].clone(), reps[1].buffer_len(), reps[1].acked(0));
@@ -717,7 +735,9 @@ fn pipelining_sends_each_entry_once_and_recovers_a_lost_interval() {
     // interval carries only the new write.
     let mut in_flight = Vec::new();
     for _ in 0..3 {
-        reps[0].update(&mut states[0], |c| c.increment(r(0), 1)).unwrap();
+        reps[0]
+            .update(&mut states[0], |c| c.increment(r(0), 1))
+            .unwrap();
         reps[0].sync_step(&states[0]);
         in_flight.extend(std::iter::from_fn(|| reps[0].poll_transmit()));
     }
@@ -745,7 +765,9 @@ fn pipelining_sends_each_entry_once_and_recovers_a_lost_interval() {
 
     // A lost interval whose ack never comes is resent after `resend_after`
     // quiet steps, not before.
-    reps[0].update(&mut states[0], |c| c.increment(r(0), 1)).unwrap();
+    reps[0]
+        .update(&mut states[0], |c| c.increment(r(0), 1))
+        .unwrap();
     reps[0].sync_step(&states[0]);
     assert!(reps[0].poll_transmit().is_some(), "sent, then lost");
     for step in 1..=6 {

@@ -73,7 +73,10 @@ async fn acked_deltas_converge_a_full_mesh() {
         for (i, r) in rs.iter().enumerate() {
             let own = 100 + i as u32;
             let _ = r.views.update(0, |c| c.increment(r.id, 1)).unwrap();
-            let _ = r.views.update(own, |c| c.increment(r.id, round + 1)).unwrap();
+            let _ = r
+                .views
+                .update(own, |c| c.increment(r.id, round + 1))
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use accordant::codec::SeqVec;
 use accordant::{GCounter, OrSet, ReplicaId};
-use accordant_sync::message::{Bytes, FrameReader, SyncLimits};
+use accordant_sync::message::{Bytes, SyncLimits};
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
 use accordant_sync::net::wire::{Frame, Handshake, MAGIC};
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent};
 use accordant_sync::snapshot::SnapshotError;
+use accordant_sync::wire::FrameReader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn config(id: u64, name: &str) -> NodeConfig {

@@ -276,7 +276,7 @@ fn sparse_changes_in_a_large_store_take_at_most_four_round_trips() {
 #[test]
 fn clustered_changes_that_overflow_the_sketch_still_converge() {
     use accordant_sync::digest::KeyHash;
-    use accordant_sync::store::key_bytes;
+    use accordant_sync::key::key_bytes;
     // Every changed key under one node two levels below the root: one
     // differing node in 256 makes the session expect about one changed key,
     // the IBLT sized for that cannot peel 150, and the receiver falls back

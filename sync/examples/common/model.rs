@@ -16,7 +16,8 @@ use std::convert::Infallible;
 
 use accordant::codec;
 use accordant::{GCounter, Hlc, LwwRegister, OrSet, ReplicaId};
-use accordant_sync::store::{key_bytes, Store, StoreValue};
+use accordant_sync::key::key_bytes;
+use accordant_sync::store::{Store, StoreValue};
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 

@@ -5,7 +5,8 @@
 //! buffer before slicing, and reports trailing bytes.
 
 use accordant::codec::{self, Limits};
-use accordant_sync::store::{key_bytes, StoreValue};
+use accordant_sync::key::key_bytes;
+use accordant_sync::store::StoreValue;
 
 use super::model::Keyed;
 

@@ -212,7 +212,9 @@ mod tests {
         let mut a: GMap<u8, GCounter> = GMap::new();
         let mut b: GMap<u8, GCounter> = GMap::new();
         for k in 0..10u8 {
-            let _ = a.update(k, |c| c.increment(r(1), u64::from(k) + 1)).unwrap();
+            let _ = a
+                .update(k, |c| c.increment(r(1), u64::from(k) + 1))
+                .unwrap();
             let _ = b.update(k / 2, |c| c.increment(r(2), 1)).unwrap();
         }
         let ab = a.clone().joined(&b);

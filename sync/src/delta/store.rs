@@ -86,7 +86,9 @@ mod tests {
         let mut m: GMap<u32, GCounter> = GMap::new();
         for k in 0..300u32 {
             let d = s
-                .update(k, |c| c.increment(ReplicaId::from_u128(1), u64::from(k) + 1))
+                .update(k, |c| {
+                    c.increment(ReplicaId::from_u128(1), u64::from(k) + 1)
+                })
                 .unwrap();
             m.join_key(k, &d);
         }
@@ -94,7 +96,11 @@ mod tests {
         assert!(s.inflation(&m).is_bottom());
         let d = GMap::single(
             5,
-            GCounter::new().joined(&GCounter::new().increment(ReplicaId::from_u128(2), 1).unwrap()),
+            GCounter::new().joined(
+                &GCounter::new()
+                    .increment(ReplicaId::from_u128(2), 1)
+                    .unwrap(),
+            ),
         );
         let novel = s.inflation(&m.clone().joined(&d));
         assert_eq!(novel, d);

@@ -12,10 +12,12 @@
 //! ```
 //!
 //! Varints are LEB128, at most ten bytes, and must be minimal (an overlong
-//! varint is malformed, so accepted bytes re-encode to themselves). The
-//! header is parsed whole before anything is decoded or applied.
+//! varint is malformed, so accepted bytes re-encode to themselves); the
+//! header is read with the crate's one bounded [`Reader`] and parsed whole
+//! before anything is decoded or applied.
 
 use crate::error::SyncError;
+use crate::wire::{put_varint, Reader};
 
 /// The version byte every message starts with.
 pub(super) const VERSION: u8 = 1;
@@ -73,14 +75,6 @@ fn header(kind: u8, from_inc: u32) -> Vec<u8> {
     out
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 /// A delta message: header, then `payload` (a canonical encoding).
 pub(super) fn delta(
     from_inc: u32,
@@ -136,65 +130,9 @@ pub(super) fn session(
     out
 }
 
-/// A bounded reader over untrusted bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Result<u8, SyncError> {
-        let (&b, rest) = self
-            .0
-            .split_first()
-            .ok_or(SyncError::Malformed("truncated header"))?;
-        self.0 = rest;
-        Ok(b)
-    }
-
-    fn u32_le(&mut self) -> Result<u32, SyncError> {
-        if self.0.len() < 4 {
-            return Err(SyncError::Malformed("truncated header"));
-        }
-        let (head, rest) = self.0.split_at(4);
-        self.0 = rest;
-        let mut b = [0u8; 4];
-        b.copy_from_slice(head);
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn varint(&mut self) -> Result<u64, SyncError> {
-        let mut n: u64 = 0;
-        for i in 0..10u32 {
-            let b = self.u8()?;
-            let bits = u64::from(b & 0x7f);
-            if i == 9 && b > 1 {
-                return Err(SyncError::Malformed("varint overflows u64"));
-            }
-            n |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                if b == 0 && i > 0 {
-                    return Err(SyncError::Malformed("overlong varint"));
-                }
-                return Ok(n);
-            }
-        }
-        Err(SyncError::Malformed("varint longer than ten bytes"))
-    }
-
-    fn rest(self) -> &'a [u8] {
-        self.0
-    }
-
-    fn end(self) -> Result<(), SyncError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(SyncError::Malformed("trailing bytes after the message"))
-        }
-    }
-}
-
 /// Parses a message's header; the payload is left undecoded.
 pub(super) fn decode(bytes: &[u8]) -> Result<Msg<'_>, SyncError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != VERSION {
         return Err(SyncError::Version(version));
@@ -233,7 +171,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Msg<'_>, SyncError> {
         KIND_ACK => {
             let to_inc = r.u32_le()?;
             let have = r.varint()?;
-            r.end()?;
+            r.finish()?;
             Ok(Msg::Ack {
                 from_inc,
                 to_inc,
@@ -318,7 +256,7 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_rejected() {
-        assert_eq!(decode(&[]), Err(SyncError::Malformed("truncated header")));
+        assert_eq!(decode(&[]), Err(SyncError::Malformed("truncated")));
         assert_eq!(decode(&[2, 1, 0, 0, 0, 0]), Err(SyncError::Version(2)));
         assert!(decode(&[VERSION, 9, 0, 0, 0, 0]).is_err());
         // Overlong varint for `start`.

@@ -36,7 +36,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant};
 
 use crate::error::SyncError;
-use crate::message::{self, Bytes, FrameReader, Message, SyncLimits};
+use crate::message::{self, Bytes, Message, SyncLimits};
+use crate::wire::FrameReader;
 
 use super::channel::{lock, ErasedSession};
 use super::error::NetError;

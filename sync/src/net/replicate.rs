@@ -65,8 +65,9 @@
 use accordant::codec::{self, Limits};
 
 use crate::error::SyncError;
-use crate::message::Bytes;
-use crate::store::{key_bytes, Store, StoreKey, StoreValue};
+use crate::key::{decode_key, key_bytes};
+use crate::store::{Store, StoreKey, StoreValue};
+use crate::wire::{put_len_prefixed, Reader};
 
 /// A node id, as a peer of this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,21 +145,21 @@ pub struct NaivePush {
 impl NaivePush {
     /// The payload for one delta: postcard of (key bytes, delta bytes).
     pub fn encode<K: StoreKey, V: StoreValue>(key: &K, delta: &V) -> Vec<u8> {
-        postcard::to_allocvec(&(Bytes(key_bytes(key)), Bytes(codec::encode(delta))))
-            .unwrap_or_default()
+        let mut out = Vec::new();
+        put_len_prefixed(&mut out, &key_bytes(key));
+        out.extend_from_slice(&codec::encode(delta));
+        out
     }
 
     /// Decodes and validates a payload.
     pub fn decode<K: StoreKey, V: StoreValue>(&self, payload: &[u8]) -> Result<(K, V), SyncError> {
-        let ((k, v), rest) = postcard::take_from_bytes::<(Bytes, Bytes)>(payload)
-            .map_err(|_| SyncError::Malformed("undecodable delta"))?;
-        if !rest.is_empty() {
-            return Err(SyncError::Malformed("trailing bytes after the delta"));
-        }
-        Ok((
-            decode_key(&k.0, &self.limits)?,
-            decode_value(&v.0, &self.limits, "delta")?,
-        ))
+        let mut r = Reader::new(payload);
+        let key =
+            decode_key(r.len_prefixed()?, &self.limits).map_err(|source| SyncError::Value {
+                what: "key",
+                source,
+            })?;
+        Ok((key, decode_value(r.rest(), &self.limits, "delta")?))
     }
 }
 
@@ -187,19 +188,6 @@ impl<K: StoreKey, V: StoreValue + Send> DeltaReplicator<K, V> for NaivePush {
         store.join(k, &v);
         Ok(())
     }
-}
-
-/// Decodes a key from untrusted bytes: bounded, canonical, nothing trailing.
-pub fn decode_key<K: StoreKey>(bytes: &[u8], limits: &Limits) -> Result<K, SyncError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(SyncError::Malformed("key too large"));
-    }
-    let (k, rest) = postcard::take_from_bytes::<K>(bytes)
-        .map_err(|_| SyncError::Malformed("undecodable key"))?;
-    if !rest.is_empty() || key_bytes(&k) != bytes {
-        return Err(SyncError::Malformed("non-canonical key"));
-    }
-    Ok(k)
 }
 
 /// Decodes a value from untrusted bytes with [`codec::decode`].

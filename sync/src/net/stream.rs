@@ -2,7 +2,7 @@
 //!
 //! [`sync_stream`] drives a [`Session`] over an `AsyncRead + AsyncWrite`
 //! (a TCP stream, a Unix socket, an in-memory duplex): each session message
-//! is framed by [`message::frame`](crate::message::frame), read back by
+//! is framed by [`wire::frame`](crate::wire::frame), read back by
 //! [`FrameReader`] (length checked before buffering), and every wait is
 //! bounded by a timeout. It is the smallest way to carry the protocol over
 //! a real transport; a [`Node`](super::Node) adds channels, deltas,
@@ -37,9 +37,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::message::{frame, FrameReader};
 use crate::session::{Session, SessionConfig, SessionStats};
 use crate::store::{Store, StoreKey, StoreValue};
+use crate::wire::{frame, FrameReader};
 
 use super::error::NetError;
 
@@ -83,7 +83,7 @@ where
         }
         let msg = timeout(wait, async {
             loop {
-                if let Some(m) = reader.next_message(&config.limits)? {
+                if let Some(m) = reader.next_frame(config.limits.max_message_bytes)? {
                     return Ok::<Vec<u8>, NetError>(m);
                 }
                 let n = io.read(&mut buf).await?;

@@ -1,7 +1,7 @@
 //! The node protocol's frames: what travels on one connection.
 //!
 //! A connection carries a stream of frames, each framed by
-//! [`message::frame`] (a varint length) and split by [`FrameReader`], whose
+//! [`wire::frame`] (a varint length) and split by [`FrameReader`], whose
 //! length check runs before anything is buffered. A frame is one version
 //! byte ([`NET_VERSION`]) and the postcard encoding of a [`Frame`]:
 //!
@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use accordant::codec::SeqVec;
 
 use crate::error::SyncError;
-use crate::message::{self, Bytes, FrameReader, SyncLimits};
+use crate::message::{Bytes, SyncLimits};
+use crate::wire::{self, FrameReader};
 
 /// The node protocol version (independent of the session's
 /// [`message::VERSION`], which the session checks in its own messages).
@@ -84,31 +85,17 @@ pub enum Frame {
 impl Frame {
     /// The frame's bytes, length prefix included, ready to write.
     pub fn to_wire(&self) -> Vec<u8> {
-        let mut body = vec![NET_VERSION];
-        // Serialising plain data into a Vec cannot fail.
-        body.extend(postcard::to_allocvec(self).unwrap_or_default());
-        message::frame(&body)
+        wire::frame(&wire::encode_versioned(NET_VERSION, self))
     }
 
     /// Decodes one frame's body (without the length prefix).
     pub fn decode(body: &[u8]) -> Result<Frame, SyncError> {
-        let (&v, rest) = body
-            .split_first()
-            .ok_or(SyncError::Malformed("empty frame"))?;
-        if v != NET_VERSION {
-            return Err(SyncError::Version(v));
-        }
-        let (frame, trailing) = postcard::take_from_bytes::<Frame>(rest)
-            .map_err(|_| SyncError::Malformed("undecodable frame"))?;
-        if !trailing.is_empty() {
-            return Err(SyncError::Malformed("trailing bytes after the frame"));
-        }
-        Ok(frame)
+        wire::decode_versioned(body, NET_VERSION, usize::MAX, "undecodable frame")
     }
 
     /// The next complete frame buffered in `reader`, if any.
     pub fn next(reader: &mut FrameReader, limits: &SyncLimits) -> Result<Option<Frame>, SyncError> {
-        match reader.next_message(limits)? {
+        match reader.next_frame(limits.max_message_bytes)? {
             Some(body) => Frame::decode(&body).map(Some),
             None => Ok(None),
         }
@@ -157,7 +144,10 @@ mod tests {
 
     #[test]
     fn bad_frames_are_typed_errors() {
-        assert_eq!(Frame::decode(&[]), Err(SyncError::Malformed("empty frame")));
+        assert_eq!(
+            Frame::decode(&[]),
+            Err(SyncError::Malformed("empty message"))
+        );
         assert_eq!(Frame::decode(&[9, 4]), Err(SyncError::Version(9)));
         assert!(Frame::decode(&[NET_VERSION, 200]).is_err());
         let mut b = Frame::Ping.to_wire();
