@@ -43,3 +43,22 @@ pub enum SyncError {
     #[error("the session is already finished")]
     Finished,
 }
+
+impl SyncError {
+    /// Whether the error shows the peer broke the protocol: a message that
+    /// is malformed, oversized, of another version, carries a value that
+    /// does not decode, or arrives where the protocol allows none. A
+    /// transport counts such peers and may drop them. The other errors
+    /// (a session that ran out of turns or passes while the stores kept
+    /// changing, a local misuse) are no one's fault and are only retried.
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            SyncError::TooLarge { .. }
+            | SyncError::Version(_)
+            | SyncError::Malformed(_)
+            | SyncError::Value { .. }
+            | SyncError::Unexpected(_) => true,
+            SyncError::TooManyTurns(_) | SyncError::NotConverged(_) | SyncError::Finished => false,
+        }
+    }
+}

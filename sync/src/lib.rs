@@ -30,10 +30,12 @@ pub mod delta;
 pub mod digest;
 pub mod driver;
 pub mod error;
+pub mod host;
 pub mod key;
 pub mod message;
 #[cfg(feature = "tokio")]
 pub mod net;
+mod rng;
 pub mod session;
 pub mod sim;
 pub mod sketch;
