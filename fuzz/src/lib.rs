@@ -501,7 +501,7 @@ pub struct StoreSyncInput {
 /// with arbitrary loss, duplication and reordering, and end equal to the
 /// join of both.
 pub fn check_store_sync(input: &StoreSyncInput) {
-    use accordant_sync::driver::{AntiEntropyNode, DriverConfig};
+    use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode};
     use accordant_sync::sim::{LinkConfig, SimTime, Simulator};
     use accordant_sync::store::Store;
     fn build(ops: &[(u8, u8, bool)], replica: u128) -> Store<u8, OrSet<u8>> {
@@ -530,7 +530,7 @@ pub fn check_store_sync(input: &StoreSyncInput) {
             .with_duplicate(p(input.dup))
             .with_reorder(p(input.reorder), SimTime::from_millis(30)),
     );
-    let config = DriverConfig::default()
+    let config = AntiEntropyConfig::default()
         .with_interval(SimTime::from_millis(200))
         .with_timeout(SimTime::from_millis(400))
         .with_dedupe(input.dedupe);

@@ -45,9 +45,9 @@ use std::time::Instant;
 
 use accordant::codec::{Budget, Canonical, SeqVec};
 use accordant::{DecodeError, Decompose, GCounter, Lattice, ReplicaId};
-use accordant_sync::delta::node::Workload;
-use accordant_sync::delta::{Config, DeltaNode, GMap, ReplicaState, Replicator, Strategy};
-use accordant_sync::sim::{LinkConfig, NodeId, SimTime, Simulator};
+use accordant_sync::delta::{Config, GMap, ReplicaState, Replicator, Strategy};
+use accordant_sync::sim::Workload;
+use accordant_sync::sim::{DeltaNode, LinkConfig, ProcessId, SimTime, Simulator};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -208,7 +208,7 @@ where
         let state = S::default();
         let mut rep = Replicator::new(config, i as u32 + 1, &state);
         for &j in adj {
-            rep.add_neighbour(NodeId(j as u32));
+            rep.add_neighbour(ProcessId(j as u32));
         }
         sim.add_node(
             DeltaNode::new(state, rep, SimTime::from_secs(1)).with_workload(events, workload(i)),
@@ -221,7 +221,7 @@ where
             .nodes()
             .all(|(_, n)| n.workload_done() && complete(n.state()));
         if done {
-            let first = sim.node(NodeId(0)).map(|n| n.state());
+            let first = sim.node(ProcessId(0)).map(|n| n.state());
             if sim.nodes().all(|(_, n)| Some(n.state()) == first) {
                 break;
             }

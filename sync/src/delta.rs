@@ -160,13 +160,11 @@ use crate::error::SyncError;
 use crate::session::SessionConfig;
 
 mod map;
-pub mod node;
 mod replicator;
 mod store;
 mod wire;
 
 pub use map::GMap;
-pub use node::DeltaNode;
 pub use replicator::Replicator;
 
 /// How replicas synchronise.

@@ -28,7 +28,6 @@
 
 pub mod delta;
 pub mod digest;
-pub mod driver;
 pub mod error;
 pub mod host;
 pub mod key;
@@ -37,6 +36,7 @@ pub mod message;
 pub mod net;
 mod rng;
 pub mod session;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sketch;
 pub mod snapshot;

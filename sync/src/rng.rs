@@ -61,11 +61,6 @@ impl SplitMix64 {
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
-
-    /// `true` with probability `p` (clamped to `[0, 1]`).
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
 }
 
 #[cfg(test)]
@@ -98,7 +93,5 @@ mod tests {
         assert_eq!(r.below(0), 0);
         assert_eq!(r.between(3, 3), 3);
         let _ = r.between(0, u64::MAX);
-        assert!(!r.chance(0.0));
-        assert!(r.chance(1.0));
     }
 }

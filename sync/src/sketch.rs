@@ -192,11 +192,11 @@ impl Sketch {
     /// Reads a table from untrusted bytes: a whole number of cells, a
     /// multiple of [`HASHES`] of them, at most [`MAX_CELLS`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SyncError> {
-        if bytes.is_empty() || bytes.len() % CELL_BYTES != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(CELL_BYTES) {
             return Err(SyncError::Malformed("sketch length"));
         }
         let n = bytes.len() / CELL_BYTES;
-        if n % HASHES != 0 || n > MAX_CELLS {
+        if !n.is_multiple_of(HASHES) || n > MAX_CELLS {
             return Err(SyncError::Malformed("sketch cell count"));
         }
         let cells = bytes

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use accordant::codec;
 use accordant::{GCounter, Lattice, OrSet, ReplicaId};
-use accordant_sync::delta::{Config, DeltaNode, GMap, Replicator, Strategy};
-use accordant_sync::sim::{LinkConfig, NodeId, RunOutcome, SimTime, Simulator};
+use accordant_sync::delta::{Config, GMap, Replicator, Strategy};
+use accordant_sync::sim::{DeltaNode, LinkConfig, ProcessId, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::Store;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -116,7 +116,7 @@ where
         let state = init(i);
         let mut rep = Replicator::new(config, i as u32 + 1, &state);
         for &j in adj {
-            rep.add_neighbour(NodeId(j as u32));
+            rep.add_neighbour(ProcessId(j as u32));
         }
         sim.add_node(DeltaNode::new(state, rep, TICK).with_workload(events, workload(i)));
     }
@@ -206,7 +206,7 @@ fn converges_in_every_topology_under_loss_duplication_reordering() {
             let outcome = sim.run_until(SimTime::from_secs(60), |s| {
                 done(s)
                     && all_equal(s)
-                    && s.node(NodeId(0))
+                    && s.node(ProcessId(0))
                         .is_some_and(|x| x.state().iter().copied().collect::<BTreeSet<_>>() == want)
             });
             assert_eq!(outcome, RunOutcome::Condition, "OrSet, {name}, {strategy}");
@@ -244,7 +244,7 @@ fn converge_map(topo: &[Vec<usize>], strategy: Strategy) -> (GMap<u32, GCounter>
     let outcome = sim.run_until(SimTime::from_secs(60), |s| done(s) && all_equal(s));
     assert_eq!(outcome, RunOutcome::Condition, "{strategy}");
     let state = sim
-        .node(NodeId(0))
+        .node(ProcessId(0))
         .map(|x| x.state().clone())
         .unwrap_or_default();
     (state, sim.stats().total.bytes_sent)
@@ -336,7 +336,7 @@ fn partitioned_neighbour_catches_up_through_the_merkle_fallback() {
         80,
         store_workload,
     );
-    let n: Vec<NodeId> = (0..5).map(NodeId).collect();
+    let n: Vec<ProcessId> = (0..5).map(ProcessId).collect();
     // Node 4 is cut off for 45 ticks while everyone writes, longer than the
     // 16-entry buffers hold; writes go on for 30 ticks after the heal.
     sim.run_for(TICK * 5);
@@ -426,7 +426,7 @@ fn single_values_fall_back_to_a_state_transfer() {
         50,
         counter_workload,
     );
-    let n: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let n: Vec<ProcessId> = (0..4).map(ProcessId).collect();
     sim.partition(&[&n[..2], &n[2..]]);
     sim.run_for(TICK * 30);
     assert!(sim.node(n[1]).unwrap().replicator().needs_fallback(n[2]));
@@ -459,13 +459,13 @@ fn a_restarted_replica_catches_up_from_an_old_snapshot() {
         counter_workload,
     );
     sim.run_for(TICK * 10);
-    let snapshot = sim.node(NodeId(2)).unwrap().state().clone();
+    let snapshot = sim.node(ProcessId(2)).unwrap().state().clone();
     let outcome = sim.run_until(SimTime::from_secs(60), |s| {
         done(s) && s.nodes().all(|(_, x)| x.state().value() == 20 * 6)
     });
     assert_eq!(outcome, RunOutcome::Condition);
     assert!(snapshot.value() < 20 * 6);
-    sim.poke(NodeId(2), |node, _| node.restart(snapshot, 77));
+    sim.poke(ProcessId(2), |node, _| node.restart(snapshot, 77));
     let outcome = sim.run_until(SimTime::from_secs(60), |s| {
         s.nodes().all(|(_, x)| x.state().value() == 20 * 6)
     });
@@ -491,19 +491,19 @@ fn a_restarted_replica_catches_up_from_an_old_snapshot() {
         store_workload,
     );
     sim.run_for(TICK * 10);
-    let snapshot = sim.node(NodeId(2)).unwrap().state().clone();
+    let snapshot = sim.node(ProcessId(2)).unwrap().state().clone();
     let outcome = sim.run_until(SimTime::from_secs(60), |s| done(s) && roots_equal(s));
     assert_eq!(outcome, RunOutcome::Condition);
     // Sessions completed by the neighbours (the restarted node's own
     // replicator starts its statistics afresh).
     let sessions = |sim: &Simulator<StoreNode>| -> u64 {
         sim.nodes()
-            .filter(|(id, _)| *id != NodeId(2))
+            .filter(|(id, _)| *id != ProcessId(2))
             .map(|(_, x)| x.replicator().stats().sessions_completed)
             .sum()
     };
     let before = sessions(&sim);
-    sim.poke(NodeId(2), |node, _| node.restart(snapshot, 78));
+    sim.poke(ProcessId(2), |node, _| node.restart(snapshot, 78));
     let outcome = sim.run_until(SimTime::from_secs(60), roots_equal);
     assert_eq!(outcome, RunOutcome::Condition);
     assert!(sim.nodes().all(|(_, x)| total(x.state()) == 20 * 6));

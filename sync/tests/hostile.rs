@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use accordant::codec::{self, SeqVec};
 use accordant::{DecodeError, OrSet, ReplicaId};
-use accordant_sync::driver::{AntiEntropyNode, DriverConfig};
 use accordant_sync::error::SyncError;
 use accordant_sync::key::key_bytes;
 use accordant_sync::message::{self, Bytes, Message, NodeSketch, SyncLimits, Turn, VERSION};
 use accordant_sync::session::{Session, SessionConfig};
+use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode};
 use accordant_sync::sim::{LinkConfig, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::Store;
 use accordant_sync::tree::NodeId;
@@ -410,7 +410,7 @@ fn wrong_version_and_trailing_bytes() {
         let mut at = t.at(k);
         assert_eq!(
             feed(&mut at, *side, &m),
-            Err(SyncError::Malformed("trailing bytes after the message")),
+            Err(SyncError::Malformed("trailing bytes")),
             "message {k}"
         );
     }
@@ -709,7 +709,10 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
             Side::Responder,
             &message::encode(&Message::Turn(turn)),
         );
-        assert!(matches!(result, Err(SyncError::Malformed(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(SyncError::Value { what: "key", .. })),
+            "{result:?}"
+        );
     }
 }
 
@@ -796,7 +799,7 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
     }
     let mut sim = Simulator::new(5);
     sim.set_default_link(LinkConfig::wan(SimTime::from_millis(100)).with_loss(0.05));
-    let config = DriverConfig::default()
+    let config = AntiEntropyConfig::default()
         .with_interval(SimTime::from_millis(200))
         .with_timeout(SimTime::from_millis(500));
     let na = sim.add_node(AntiEntropyNode::new(a, config));
@@ -873,6 +876,9 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
         let node = sim.node(id).expect("node");
         assert!(*node.store() == expected);
         let s = node.stats();
-        assert!(s.messages_ignored + s.sessions_failed > 0, "{s:?}");
+        assert!(
+            s.host.messages_ignored + s.host.sessions_failed > 0,
+            "{s:?}"
+        );
     }
 }

@@ -56,9 +56,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use accordant::{
     Hlc, HlcClock, LwwRegister, ManualClock, MvRegister, OrSet, PNCounter, ReplicaId, ShoppingCart,
 };
-use accordant_sync::driver::{AntiEntropyNode, DriverConfig};
 use accordant_sync::session::SessionConfig;
-use accordant_sync::sim::{LinkConfig, NodeId, RunOutcome, SimTime, Simulator};
+use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode};
+use accordant_sync::sim::{LinkConfig, ProcessId, RunOutcome, SimTime, Simulator};
 use accordant_sync::store::{Store, StoreValue};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -586,12 +586,12 @@ fn link(rtt_ms: u64, f: &Faults) -> LinkConfig {
         .with_reorder(f.reorder, SimTime::from_millis(rtt_ms / 2))
 }
 
-fn driver_config(f: &Faults) -> DriverConfig {
+fn driver_config(f: &Faults) -> AntiEntropyConfig {
     let mut session = SessionConfig::default();
     if let Some(n) = f.message_limit {
         session.limits = session.limits.with_max_message_bytes(n);
     }
-    DriverConfig::default()
+    AntiEntropyConfig::default()
         .with_session(session)
         .with_interval(SimTime::from_millis(250))
         .with_interval_jitter(SimTime::from_millis(50))
@@ -622,14 +622,14 @@ impl Totals {
             let s = n.stats();
             t.bytes += s.bytes_sent;
             t.messages += s.messages_sent;
-            t.initiated += s.sessions_initiated;
-            t.completed += s.sessions_completed_initiated;
-            t.failed += s.sessions_failed;
-            t.not_converged += s.sessions_not_converged;
-            t.held += s.messages_held;
-            t.timed_out += s.sessions_timed_out;
-            t.round_trips += s.round_trips;
-            t.max_round_trips = t.max_round_trips.max(s.max_round_trips);
+            t.initiated += s.host.sessions_initiated;
+            t.completed += s.host.sessions_completed_initiated;
+            t.failed += s.host.sessions_failed;
+            t.not_converged += s.host.sessions_not_converged;
+            t.held += s.host.messages_held;
+            t.timed_out += s.host.sessions_timed_out;
+            t.round_trips += s.host.round_trips;
+            t.max_round_trips = t.max_round_trips.max(s.host.max_round_trips);
         }
         t
     }
@@ -698,7 +698,7 @@ fn run<W: Workload>(mut w: W, faults: &Faults, seed: u64) -> Report {
     let mut sim: Simulator<AntiEntropyNode<String, W::V>> = Simulator::new(seed);
     sim.set_default_link(link(100, faults));
     let config = driver_config(faults);
-    let ids: Vec<NodeId> = (0..3)
+    let ids: Vec<ProcessId> = (0..3)
         .map(|_| sim.add_node(AntiEntropyNode::new(Store::new(), config)))
         .collect();
     let (eu, us, ap) = (ids[EU], ids[US], ids[AP]);

@@ -8,7 +8,9 @@
 //! owns for every peer
 //!
 //! - the **session slot**: at most one session per peer at a time, as
-//!   initiator or responder, and an optional cap on sessions at once;
+//!   initiator or responder, and an optional cap on sessions at once (at
+//!   the cap, a peer's new session is refused, unless an opening of this
+//!   side's is still unanswered: that one yields);
 //! - **session ids**: the initiator's session number plus the direction of
 //!   the message (an *initiator bit*), so the sessions each side starts
 //!   never mix, and a late copy of an old opening message is recognised as
@@ -488,6 +490,13 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
         self.slots.get(&peer).map(|s| (s.id(), &s.session))
     }
 
+    /// Whether a failed session with `peer` waits for its retry
+    /// ([`HostEvent::RetryDue`]): a driver's periodic policy should leave
+    /// that peer alone until then.
+    pub fn backing_off(&self, peer: P) -> bool {
+        self.peers.get(&peer).is_some_and(|r| r.retry_at.is_some())
+    }
+
     /// Peers with a session running, in order.
     pub fn peers(&self) -> impl Iterator<Item = P> + '_ {
         self.slots.keys().copied()
@@ -729,6 +738,20 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
             let answered = self.slots.get(&from).is_some_and(|s| s.next_in > 0);
             self.end(from, Outcome::Superseded, answered);
         } else if self.slots.len() >= self.config.max_sessions {
+            // At the cap, an opening this side has sent and nobody has
+            // answered yet yields to a session a peer is opening: otherwise
+            // a replica that keeps asking busy peers would refuse every
+            // peer that asks it, and never sync.
+            let unanswered = self
+                .slots
+                .iter()
+                .find(|(_, s)| s.initiator && s.next_in == 0)
+                .map(|(p, _)| *p);
+            if let Some(p) = unanswered {
+                self.end(p, Outcome::Superseded, true);
+            }
+        }
+        if !self.slots.contains_key(&from) && self.slots.len() >= self.config.max_sessions {
             self.stats.sessions_refused += 1;
             let abort = envelope::encode(Kind::AbortByResponder, env.sid, 0, 0, &[]);
             self.send(from, abort);

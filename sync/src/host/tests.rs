@@ -11,6 +11,7 @@ use crate::session::SessionConfig;
 
 type S = Store<u32, GCounter>;
 type H = SessionHost<usize, Session<u32, GCounter>>;
+type Event = HostEvent<usize, Session<u32, GCounter>>;
 
 fn respond() -> Option<Session<u32, GCounter>> {
     Some(Session::respond(SessionConfig::default()))
@@ -21,7 +22,7 @@ struct Net {
     hosts: Vec<H>,
     stores: Vec<S>,
     flight: Vec<(usize, usize, Vec<u8>)>,
-    events: Vec<(usize, HostEvent<usize, Session<u32, GCounter>>)>,
+    events: Vec<(usize, Event)>,
     now: Duration,
     rng: SplitMix64,
     loss: f64,
@@ -87,10 +88,10 @@ impl Net {
         self.now += Duration::from_millis(1);
         let i = self.rng.below(self.flight.len() as u64) as usize;
         let (from, to, bytes) = self.flight.swap_remove(i);
-        if self.rng.chance(self.loss) {
+        if self.rng.unit() < self.loss {
             return true;
         }
-        if self.rng.chance(self.dup) {
+        if self.rng.unit() < self.dup {
             self.flight.push((from, to, bytes.clone()));
         }
         let now = self.now;
@@ -263,28 +264,59 @@ fn backoff_doubles_to_the_cap_with_jitter_and_resets_on_success() {
 fn the_cap_refuses_new_sessions_and_the_refused_peer_retries() {
     let config = HostConfig::default().with_max_sessions(1);
     let mut net = Net::new(3, config, 4);
-    net.initiate(0, 2).unwrap();
-    assert_eq!(
-        net.initiate(0, 1),
-        Err(Busy::AtCapacity),
-        "host 0 is at its cap"
-    );
+    // Host 0 responds to host 1: at its cap.
     net.initiate(1, 0).unwrap();
+    let open = net.flight.remove(0);
+    net.hosts[0]
+        .handle(net.now, 1, &open.2, &mut net.stores[0], respond)
+        .unwrap();
+    net.collect();
+    assert_eq!(net.initiate(0, 2), Err(Busy::AtCapacity));
+    // Host 2's session is refused.
+    net.initiate(2, 0).unwrap();
     net.run(10_000);
     assert_eq!(net.hosts[0].stats().sessions_refused, 1);
     assert!(net
         .events
         .iter()
-        .any(|(h, e)| *h == 0 && matches!(e, HostEvent::Refused { peer: 1 })));
-    let ends = net.ended(1);
-    assert_eq!(ends[0].outcome, Outcome::AbortedByPeer);
-    // Host 1 got a retry; after it, 0 and 1 converge.
+        .any(|(h, e)| *h == 0 && matches!(e, HostEvent::Refused { peer: 2 })));
+    assert_eq!(net.ended(2)[0].outcome, Outcome::AbortedByPeer);
+    assert_eq!(net.stores[0].root_digest(), net.stores[1].root_digest());
+    // Host 2 got a retry; after it, 0 and 2 converge.
     assert!(net
         .events
         .iter()
-        .any(|(h, e)| *h == 1 && matches!(e, HostEvent::RetryDue { peer: 0 })));
-    net.initiate(1, 0).unwrap();
+        .any(|(h, e)| *h == 2 && matches!(e, HostEvent::RetryDue { peer: 0 })));
+    assert!(!net.hosts[2].backing_off(0));
+    net.initiate(2, 0).unwrap();
     net.run(10_000);
+    assert_eq!(net.stores[0].root_digest(), net.stores[2].root_digest());
+}
+
+#[test]
+fn at_the_cap_an_unanswered_opening_yields_to_a_peer_s_session() {
+    let config = HostConfig::default().with_max_sessions(1);
+    let mut net = Net::new(3, config, 5);
+    net.initiate(0, 2).unwrap();
+    let to_two = net.flight.remove(0);
+    net.initiate(1, 0).unwrap();
+    let open = net.flight.remove(0);
+    net.hosts[0]
+        .handle(net.now, 1, &open.2, &mut net.stores[0], respond)
+        .unwrap();
+    net.collect();
+    // Host 0 dropped its own opening (and says so to host 2), and responds
+    // to host 1.
+    assert_eq!(net.ended(0)[0].outcome, Outcome::Superseded);
+    assert!(net.ended(0)[0].id.initiated_here);
+    let abort = envelope::decode(&net.flight[0].2).unwrap();
+    assert_eq!((net.flight[0].1, abort.kind), (2, Kind::AbortByInitiator));
+    assert!(!net.hosts[0].session(1).unwrap().0.initiated_here);
+    assert_eq!(net.hosts[0].stats().sessions_refused, 0);
+    // The late opening, then the abort, reach host 2: nothing is left.
+    net.flight.insert(0, to_two);
+    net.run(10_000);
+    assert_eq!(net.hosts[2].sessions(), 0);
     assert_eq!(net.stores[0].root_digest(), net.stores[1].root_digest());
 }
 

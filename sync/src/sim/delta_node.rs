@@ -9,8 +9,8 @@
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};
-//! use accordant_sync::delta::{Config, DeltaNode, Replicator, Strategy};
-//! use accordant_sync::sim::{LinkConfig, NodeId, RunOutcome, SimTime, Simulator};
+//! use accordant_sync::delta::{Config, Replicator, Strategy};
+//! use accordant_sync::sim::{DeltaNode, LinkConfig, ProcessId, RunOutcome, SimTime, Simulator};
 //!
 //! let mut sim = Simulator::new(1);
 //! sim.set_default_link(LinkConfig::lan().with_loss(0.2).with_duplicate(0.1));
@@ -19,7 +19,7 @@
 //!     let state = GCounter::new();
 //!     let mut rep = Replicator::new(config, i + 1, &state);
 //!     for j in (0..3).filter(|&j| j != i) {
-//!         rep.add_neighbour(NodeId(j));
+//!         rep.add_neighbour(ProcessId(j));
 //!     }
 //!     let r = ReplicaId::from_u128(u128::from(i));
 //!     let node = DeltaNode::new(state, rep, SimTime::from_millis(100))
@@ -35,11 +35,9 @@
 use core::convert::Infallible;
 use core::fmt;
 
-use rand::RngExt;
-
-use super::{ReplicaState, Replicator};
+use super::{Ctx, Process, ProcessId, SimTime};
+use crate::delta::{ReplicaState, Replicator};
 use crate::error::SyncError;
-use crate::sim::{Ctx, Node, NodeId, SimTime};
 
 /// One event of a node's workload: mutates the state (event numbers count
 /// from 0) and returns the delta.
@@ -51,7 +49,7 @@ const TICK: u64 = 0;
 /// A replica in the simulator; see the [module docs](self).
 pub struct DeltaNode<S: ReplicaState> {
     state: S,
-    replicator: Replicator<S, NodeId>,
+    replicator: Replicator<S, ProcessId>,
     interval: SimTime,
     offset: Option<SimTime>,
     workload: Option<Workload<S>>,
@@ -74,7 +72,7 @@ impl<S: ReplicaState> fmt::Debug for DeltaNode<S> {
 impl<S: ReplicaState> DeltaNode<S> {
     /// A node holding `state`, replicated by `replicator` (whose neighbours
     /// are node ids), ticking every `interval`.
-    pub fn new(state: S, replicator: Replicator<S, NodeId>, interval: SimTime) -> Self {
+    pub fn new(state: S, replicator: Replicator<S, ProcessId>, interval: SimTime) -> Self {
         DeltaNode {
             state,
             replicator,
@@ -119,12 +117,12 @@ impl<S: ReplicaState> DeltaNode<S> {
     }
 
     /// The replicator.
-    pub fn replicator(&self) -> &Replicator<S, NodeId> {
+    pub fn replicator(&self) -> &Replicator<S, ProcessId> {
         &self.replicator
     }
 
     /// The replicator, mutably (to add or remove neighbours).
-    pub fn replicator_mut(&mut self) -> &mut Replicator<S, NodeId> {
+    pub fn replicator_mut(&mut self) -> &mut Replicator<S, ProcessId> {
         &mut self.replicator
     }
 
@@ -168,16 +166,16 @@ impl<S: ReplicaState> DeltaNode<S> {
     }
 }
 
-impl<S: ReplicaState> Node for DeltaNode<S> {
+impl<S: ReplicaState> Process for DeltaNode<S> {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         let offset = match self.offset {
             Some(t) => t,
-            None => SimTime(ctx.rng().random_range(0..self.interval.0)),
+            None => SimTime(ctx.random_below(self.interval.0)),
         };
         ctx.set_timer(offset, TICK);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Vec<u8>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: ProcessId, msg: Vec<u8>) {
         if let Err(e) = self.replicator.receive(&mut self.state, from, &msg) {
             self.errors += 1;
             self.last_error = Some(e);
