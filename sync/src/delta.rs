@@ -157,7 +157,7 @@ use accordant::codec::{self, Canonical, Limits};
 use accordant::{Decompose, Lattice};
 
 use crate::error::SyncError;
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, SessionStats};
 
 mod map;
 mod replicator;
@@ -432,6 +432,12 @@ pub trait ReplicaState {
     fn session_done(session: &Self::Session) -> bool {
         let _ = session;
         false
+    }
+
+    /// What the session sent and received so far.
+    fn session_stats(session: &Self::Session) -> SessionStats {
+        let _ = session;
+        SessionStats::default()
     }
 }
 

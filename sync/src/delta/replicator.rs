@@ -8,8 +8,20 @@ use std::collections::{BTreeMap, VecDeque};
 use accordant::codec;
 use accordant::Lattice;
 
+use std::time::Duration;
+
 use super::{wire, Config, ReplicaState, Stats, Strategy, Transmit};
 use crate::error::SyncError;
+use crate::host::{HostConfig, HostEvent, HostedSession, Outcome, SessionHost};
+use crate::session::SessionStats;
+
+/// The host's settings for the fall-back sessions: the timeout in sync
+/// steps, and retries after 2 steps doubling up to 32 (plus jitter).
+fn host_config(config: &Config) -> HostConfig {
+    HostConfig::default()
+        .with_session_timeout(Duration::from_secs(u64::from(config.session_timeout) + 1))
+        .with_retry(Duration::from_secs(2), Duration::from_secs(32))
+}
 
 /// A buffered delta: its sequence number is its position (the buffer holds
 /// the contiguous range `[floor, seq)`).
@@ -38,8 +50,8 @@ struct Peer {
     /// A session established that it holds every entry of ours below this;
     /// sent along with intervals until it acknowledges that far.
     base: Option<u64>,
-    /// Fall-back sessions we initiated with it that failed in a row, and
-    /// sync steps to wait before starting another.
+    /// State transfers sent to it in a row without an ack, and sync steps
+    /// to wait before sending another (sessions back off in the host).
     failures: u32,
     wait: u32,
     /// A session changed our state at this generation (0: none since the
@@ -82,27 +94,38 @@ fn needed<D, P: PartialEq>(entry: &Entry<D, P>, p: &P, peer: &Peer, bp: bool) ->
     }
 }
 
-/// A fall-back anti-entropy session with one neighbour.
-struct Running<T> {
-    /// Session id: the initiator's counter.
-    sid: u64,
-    /// We initiated it.
-    initiated: bool,
-    session: T,
-    /// The peer's incarnation the messages are addressed to (0: unknown).
-    peer_inc: u32,
+/// A fall-back anti-entropy session with one neighbour, as the host runs
+/// it: the state's session and what the replicator needs when it ends.
+pub(super) struct Fallback<S: ReplicaState> {
+    session: S::Session,
     /// Our sequence number when it started: once it completes, the peer
     /// holds every entry of ours below it.
     base: u64,
-    /// Index of the next message we send, and of the next we expect.
-    out_idx: u64,
-    in_idx: u64,
-    /// Sync steps since it last received anything.
-    idle: u32,
     /// It changed our state.
     changed: bool,
     /// The replicator's generation when it started.
     generation: u64,
+}
+
+impl<S: ReplicaState> HostedSession for Fallback<S> {
+    type Store = S;
+
+    fn handle(&mut self, state: &mut S, msg: &[u8]) -> Result<(), SyncError> {
+        self.changed |= state.handle_session(&mut self.session, msg)?;
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        S::poll_session(&mut self.session)
+    }
+
+    fn is_done(&self) -> bool {
+        S::session_done(&self.session)
+    }
+
+    fn stats(&self) -> SessionStats {
+        S::session_stats(&self.session)
+    }
 }
 
 /// One replica's side of delta replication with its neighbours `P`; see
@@ -115,15 +138,18 @@ pub struct Replicator<S: ReplicaState, P> {
     /// Entries `[floor, seq)`, oldest first.
     buffer: VecDeque<Entry<S::Delta, P>>,
     peers: BTreeMap<P, Peer>,
-    sessions: BTreeMap<P, Running<S::Session>>,
-    next_sid: u64,
+    /// The fall-back sessions. Its clock is the number of sync steps, one
+    /// second per step as the host sees it.
+    host: SessionHost<P, Fallback<S>>,
+    /// Sync steps so far.
+    steps: u64,
     /// Sessions that changed the state so far.
     generation: u64,
     outbox: VecDeque<Transmit<P>>,
     stats: Stats,
 }
 
-impl<S: ReplicaState, P: fmt::Debug> fmt::Debug for Replicator<S, P> {
+impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> fmt::Debug for Replicator<S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Replicator")
             .field("strategy", &self.config.strategy)
@@ -131,7 +157,7 @@ impl<S: ReplicaState, P: fmt::Debug> fmt::Debug for Replicator<S, P> {
             .field("seq", &self.seq)
             .field("buffered", &self.buffer.len())
             .field("peers", &self.peers)
-            .field("sessions", &self.sessions.len())
+            .field("sessions", &self.host.sessions())
             .finish_non_exhaustive()
     }
 }
@@ -152,8 +178,8 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             seq,
             buffer: VecDeque::new(),
             peers: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            next_sid: 0,
+            host: SessionHost::new(host_config(&config), u64::from(incarnation)),
+            steps: 0,
             generation: 0,
             outbox: VecDeque::new(),
             stats: Stats::default(),
@@ -214,7 +240,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
 
     /// Anti-entropy sessions in progress.
     pub fn sessions(&self) -> usize {
-        self.sessions.len()
+        self.host.sessions()
     }
 
     /// The oldest sequence number still buffered (`seq` if none).
@@ -237,7 +263,8 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// Removes a neighbour (and any session with it); returns whether it was
     /// one.
     pub fn remove_neighbour(&mut self, p: P) -> bool {
-        self.end_session(p, false);
+        self.host.forget(p);
+        self.after_host();
         let was = self.peers.remove(&p).is_some();
         self.collect();
         was
@@ -324,7 +351,9 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// delta-interval (or the whole state, or a fall-back), and ages the
     /// running sessions.
     pub fn sync_step(&mut self, state: &S) {
-        self.age_sessions();
+        self.steps += 1;
+        self.host.handle_timeout(self.now());
+        self.after_host();
         match self.config.strategy {
             Strategy::State => {
                 if self.peers.is_empty() {
@@ -348,42 +377,51 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         }
     }
 
-    fn age_sessions(&mut self) {
-        let timeout = self.config.session_timeout;
-        let mut expired = Vec::new();
-        for (p, r) in &mut self.sessions {
-            r.idle += 1;
-            if r.idle > timeout {
-                expired.push(*p);
-            }
-        }
-        for p in expired {
-            self.stats.sessions_timed_out += 1;
-            self.end_session(p, false);
-        }
+    /// The host's clock: one second per sync step.
+    fn now(&self) -> Duration {
+        Duration::from_secs(self.steps)
     }
 
-    /// Ends the session with `p`, if any. Whatever it joined stays (joins
-    /// only add), but it is in no buffer: if it changed the state, every
-    /// other neighbour gets a session too. A `completed` session also
-    /// established that `p` holds everything we had when it started.
-    fn end_session(&mut self, p: P, completed: bool) {
-        let Some(run) = self.sessions.remove(&p) else {
-            return;
-        };
-        if let Some(peer) = self.peers.get_mut(&p) {
-            if completed {
-                peer.failures = 0;
-            } else if run.initiated {
-                // Back off before trying this neighbour again: 2, 4, ...
-                // up to 32 sync steps.
-                peer.failures = peer.failures.saturating_add(1);
-                peer.wait = 1u32 << peer.failures.min(5);
+    /// Sends what the host queued and acts on how sessions ended. Returns
+    /// the error of a session that failed through the peer's fault.
+    fn after_host(&mut self) -> Option<SyncError> {
+        while let Some(t) = self.host.poll_transmit() {
+            let to_inc = self.peers.get(&t.to).and_then(|x| x.inc).unwrap_or(0);
+            self.stats.session_messages_sent += 1;
+            self.send(t.to, wire::session(self.incarnation, to_inc, &t.bytes));
+        }
+        let mut fault = None;
+        while let Some(e) = self.host.poll_event() {
+            match e {
+                HostEvent::Accepted { .. } => self.stats.sessions_started += 1,
+                HostEvent::Ended(end) => {
+                    match &end.outcome {
+                        Outcome::Completed => {}
+                        Outcome::TimedOut => self.stats.sessions_timed_out += 1,
+                        Outcome::Failed(e) if e.is_peer_fault() => {
+                            self.stats.sessions_failed += 1;
+                            fault = Some(e.clone());
+                        }
+                        _ => self.stats.sessions_failed += 1,
+                    }
+                    let completed = end.outcome == Outcome::Completed;
+                    self.end_session(end.peer, completed, &end.session);
+                }
+                _ => {}
             }
         }
+        fault
+    }
+
+    /// A session with `p` ended. Whatever it joined stays (joins only
+    /// add), but it is in no buffer: if it changed the state, every other
+    /// neighbour gets a session too. A `completed` session also established
+    /// that `p` holds everything we had when it started.
+    fn end_session(&mut self, p: P, completed: bool, run: &Fallback<S>) {
         if completed {
             self.stats.sessions_completed += 1;
             if let Some(peer) = self.peers.get_mut(&p) {
+                peer.failures = 0;
                 peer.ack = peer.ack.max(run.base);
                 peer.base = Some(peer.base.map_or(run.base, |b| b.max(run.base)));
                 if run.generation >= peer.resync {
@@ -410,7 +448,11 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         peer.wait = peer.wait.saturating_sub(1);
         let peer = *peer;
         let lost = peer.ack < peer.hole;
-        if (lost || peer.resync > 0) && !waiting && !self.sessions.contains_key(&p) {
+        if (lost || peer.resync > 0)
+            && !waiting
+            && !self.host.has_session(p)
+            && !self.host.backing_off(p)
+        {
             match state.new_session(true, self.config.session) {
                 Some(session) => self.start_session(p, session),
                 None if lost => self.transfer_state(state, p),
@@ -488,47 +530,16 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     }
 
     fn start_session(&mut self, p: P, session: S::Session) {
-        self.next_sid += 1;
-        let peer_inc = self.peers.get(&p).and_then(|x| x.inc).unwrap_or(0);
-        self.sessions.insert(
-            p,
-            Running {
-                sid: self.next_sid,
-                initiated: true,
-                session,
-                peer_inc,
-                base: self.seq,
-                out_idx: 0,
-                in_idx: 0,
-                idle: 0,
-                changed: false,
-                generation: self.generation,
-            },
-        );
-        self.stats.sessions_started += 1;
-        self.flush_session(p);
-    }
-
-    /// Queues what the session with `p` has to send.
-    fn flush_session(&mut self, p: P) {
-        let Some(run) = self.sessions.get_mut(&p) else {
-            return;
+        let run = Fallback {
+            session,
+            base: self.seq,
+            changed: false,
+            generation: self.generation,
         };
-        while let Some(msg) = S::poll_session(&mut run.session) {
-            let bytes = wire::session(
-                self.incarnation,
-                run.peer_inc,
-                run.initiated,
-                run.sid,
-                run.out_idx,
-                &msg,
-            );
-            run.out_idx += 1;
-            self.stats.session_messages_sent += 1;
-            self.stats.messages_sent += 1;
-            self.stats.bytes_sent += bytes.len() as u64;
-            self.outbox.push_back(Transmit { to: p, bytes });
+        if self.host.initiate(self.now(), p, run).is_ok() {
+            self.stats.sessions_started += 1;
         }
+        self.after_host();
     }
 
     /// Handles a message from neighbour `from`. The message is parsed and
@@ -591,20 +602,17 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             wire::Msg::Session {
                 from_inc,
                 to_inc,
-                to_responder,
-                sid,
-                idx,
-                payload,
+                envelope,
             } => {
-                // A Hello may not know our incarnation yet (0).
-                if to_inc != self.incarnation && !(to_responder && to_inc == 0) {
+                // An opening may not know our incarnation yet (0).
+                if to_inc != self.incarnation && to_inc != 0 {
                     self.stats.stale_ignored += 1;
                     return Ok(());
                 }
                 if !self.observe(from, from_inc) {
                     return Ok(());
                 }
-                self.on_session(state, from, from_inc, to_responder, sid, idx, payload)?;
+                self.on_session(state, from, envelope)?;
             }
         }
         Ok(())
@@ -637,7 +645,8 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
                 retired.rotate_right(1);
                 retired[0] = old;
                 self.stats.peer_restarts += 1;
-                self.end_session(from, false);
+                self.host.forget(from);
+                self.after_host();
                 let mut fresh = Peer::new(self.floor());
                 fresh.inc = Some(inc);
                 fresh.retired = retired;
@@ -667,7 +676,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
                 peer.recv = peer.recv.max(b);
             }
         }
-        if !self.sessions.is_empty() {
+        if self.host.sessions() > 0 {
             // A fall-back session verifies equal roots: hold remote deltas
             // back until it ends (the sender sends them again, unacked).
             self.stats.groups_deferred += 1;
@@ -738,109 +747,26 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         self.collect();
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_session(
-        &mut self,
-        state: &mut S,
-        from: P,
-        from_inc: u32,
-        to_responder: bool,
-        sid: u64,
-        idx: u64,
-        payload: &[u8],
-    ) -> Result<(), SyncError> {
-        let current = self.sessions.get(&from).map(|r| (r.initiated, r.sid));
-        if to_responder {
-            // The peer initiated this session.
-            let accept_new = match current {
-                Some((false, s)) if s == sid => false,
-                Some((false, s)) if s > sid => {
-                    self.stats.stale_ignored += 1;
-                    return Ok(());
-                }
-                // Both initiated at once: the lower incarnation's session
-                // wins (the other side drops its own on our Hello).
-                Some((true, _)) if self.incarnation < from_inc => {
-                    self.stats.stale_ignored += 1;
-                    return Ok(());
-                }
-                _ => true,
-            };
-            if accept_new {
-                if idx != 0 {
-                    // The middle of a session we do not have.
-                    self.stats.stale_ignored += 1;
-                    return Ok(());
-                }
-                let Some(session) = state.new_session(false, self.config.session) else {
-                    return Err(SyncError::Unexpected(
-                        "this state has no anti-entropy session",
-                    ));
-                };
-                self.end_session(from, false);
-                self.sessions.insert(
-                    from,
-                    Running {
-                        sid,
-                        initiated: false,
-                        session,
-                        peer_inc: from_inc,
-                        base: self.seq,
-                        out_idx: 0,
-                        in_idx: 0,
-                        idle: 0,
-                        changed: false,
-                        generation: self.generation,
-                    },
-                );
-                self.stats.sessions_started += 1;
-            }
-        } else if current != Some((true, sid)) {
-            self.stats.stale_ignored += 1;
-            return Ok(());
+    /// A fall-back session message: the host routes it.
+    fn on_session(&mut self, state: &mut S, from: P, envelope: &[u8]) -> Result<(), SyncError> {
+        let (seq, generation, config) = (self.seq, self.generation, self.config.session);
+        let now = self.now();
+        // A responder, in case the message opens a session (making one
+        // reads the state, which the host then lends to the sessions).
+        let mut fresh = state.new_session(false, config).map(|session| Fallback {
+            session,
+            base: seq,
+            changed: false,
+            generation,
+        });
+        let result = self
+            .host
+            .handle(now, from, envelope, state, || fresh.take());
+        let fault = self.after_host();
+        result?;
+        match fault {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        let Some(run) = self.sessions.get_mut(&from) else {
-            return Ok(());
-        };
-        if idx < run.in_idx {
-            self.stats.stale_ignored += 1;
-            return Ok(());
-        }
-        if idx > run.in_idx {
-            // A message of this session was lost: give it up (the
-            // initiator starts another at its next step if still needed).
-            self.stats.sessions_failed += 1;
-            self.end_session(from, false);
-            return Ok(());
-        }
-        run.in_idx += 1;
-        run.idle = 0;
-        run.peer_inc = from_inc;
-        match state.handle_session(&mut run.session, payload) {
-            Ok(changed) => run.changed |= changed,
-            Err(e) => {
-                self.stats.sessions_failed += 1;
-                self.end_session(from, false);
-                // A malformed message is the peer's fault; a session that
-                // could not verify equal roots in time, or saw a message out
-                // of order, is only retried.
-                return match e {
-                    SyncError::Malformed(_)
-                    | SyncError::Version(_)
-                    | SyncError::Value { .. }
-                    | SyncError::TooLarge { .. } => Err(e),
-                    _ => Ok(()),
-                };
-            }
-        }
-        self.flush_session(from);
-        if self
-            .sessions
-            .get(&from)
-            .is_some_and(|r| S::session_done(&r.session))
-        {
-            self.end_session(from, true);
-        }
-        Ok(())
     }
 }

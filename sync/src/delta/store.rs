@@ -7,7 +7,7 @@ use accordant::codec::SeqVec;
 use super::map::GMap;
 use super::ReplicaState;
 use crate::error::SyncError;
-use crate::session::{Session, SessionConfig};
+use crate::session::{Session, SessionConfig, SessionStats};
 use crate::store::{Store, StoreKey, StoreValue};
 
 impl<K: StoreKey, V: StoreValue> ReplicaState for Store<K, V> {
@@ -70,6 +70,10 @@ impl<K: StoreKey, V: StoreValue> ReplicaState for Store<K, V> {
 
     fn session_done(session: &Session<K, V>) -> bool {
         session.is_done()
+    }
+
+    fn session_stats(session: &Session<K, V>) -> SessionStats {
+        *session.stats()
     }
 }
 

@@ -7,8 +7,8 @@
 //!           | delta-group: canonical encoding  (flags bit 1: the whole state)
 //! ack     : 1 | 2 | from_inc u32le | to_inc u32le | have varint
 //! state   : 1 | 3 | from_inc u32le | state: canonical encoding
-//! session : 1 | 4 | from_inc u32le | to_inc u32le | dir u8 | sid varint | idx varint
-//!           | session message (crate::session wire format)
+//! session : 1 | 4 | from_inc u32le | to_inc u32le
+//!           | the session host's envelope (crate::host) around a session message
 //! ```
 //!
 //! Varints are LEB128, at most ten bytes, and must be minimal (an overlong
@@ -54,15 +54,12 @@ pub(super) enum Msg<'a> {
     },
     /// The sender's whole state (state-based sync; no ack).
     State { from_inc: u32, payload: &'a [u8] },
-    /// A message of an anti-entropy session.
+    /// A message of a fall-back anti-entropy session, in the session
+    /// host's envelope.
     Session {
         from_inc: u32,
         to_inc: u32,
-        /// Sent by the session's initiator (to the responder).
-        to_responder: bool,
-        sid: u64,
-        idx: u64,
-        payload: &'a [u8],
+        envelope: &'a [u8],
     },
 }
 
@@ -112,21 +109,11 @@ pub(super) fn state(from_inc: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A session message.
-pub(super) fn session(
-    from_inc: u32,
-    to_inc: u32,
-    to_responder: bool,
-    sid: u64,
-    idx: u64,
-    payload: &[u8],
-) -> Vec<u8> {
+/// A session message: the host's envelope, addressed by incarnations.
+pub(super) fn session(from_inc: u32, to_inc: u32, envelope: &[u8]) -> Vec<u8> {
     let mut out = header(KIND_SESSION, from_inc);
     out.extend_from_slice(&to_inc.to_le_bytes());
-    out.push(u8::from(!to_responder));
-    put_varint(&mut out, sid);
-    put_varint(&mut out, idx);
-    out.extend_from_slice(payload);
+    out.extend_from_slice(envelope);
     out
 }
 
@@ -184,20 +171,10 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Msg<'_>, SyncError> {
         }),
         KIND_SESSION => {
             let to_inc = r.u32_le()?;
-            let to_responder = match r.u8()? {
-                0 => true,
-                1 => false,
-                _ => return Err(SyncError::Malformed("unknown session direction")),
-            };
-            let sid = r.varint()?;
-            let idx = r.varint()?;
             Ok(Msg::Session {
                 from_inc,
                 to_inc,
-                to_responder,
-                sid,
-                idx,
-                payload: r.rest(),
+                envelope: r.rest(),
             })
         }
         _ => Err(SyncError::Malformed("unknown message kind")),
@@ -240,16 +217,13 @@ mod tests {
                 payload: b"st"
             })
         );
-        let x = session(1, 0, false, u64::MAX, 0, b"m");
+        let x = session(1, 0, b"envelope");
         assert_eq!(
             decode(&x),
             Ok(Msg::Session {
                 from_inc: 1,
                 to_inc: 0,
-                to_responder: false,
-                sid: u64::MAX,
-                idx: 0,
-                payload: b"m"
+                envelope: b"envelope"
             })
         );
     }
