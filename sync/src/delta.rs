@@ -159,12 +159,16 @@ use accordant::{Decompose, Lattice};
 use crate::error::SyncError;
 use crate::session::{SessionConfig, SessionStats};
 
+mod acked;
 mod map;
+mod path;
 mod replicator;
 mod store;
 mod wire;
 
+pub use acked::{AckedConfig, AckedDeltas, AckedStats};
 pub use map::GMap;
+pub use path::{decode_value, DeltaReplicator, NaivePush, Outbox};
 pub use replicator::Replicator;
 
 /// How replicas synchronise.

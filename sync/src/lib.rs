@@ -34,6 +34,7 @@ pub mod key;
 pub mod message;
 #[cfg(feature = "tokio")]
 pub mod net;
+pub mod peer;
 mod rng;
 pub mod session;
 #[cfg(feature = "sim")]

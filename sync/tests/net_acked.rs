@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
-use accordant_sync::net::{
-    AckedConfig, AckedDeltas, AckedStats, Channel, Node, NodeBuilder, NodeConfig,
-};
+use accordant_sync::delta::{AckedConfig, AckedDeltas, AckedStats};
+use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig};
 use accordant_sync::store::Store;
 
 struct Replica {

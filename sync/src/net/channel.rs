@@ -8,26 +8,19 @@
 //! channel's index. The connection code sees a channel through the
 //! object-safe `ErasedChannel`, so it is written once for every type.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc::error::TrySendError;
-
+use super::shared::{lock, Shared};
+use super::wire::Frame;
+use crate::delta::{DeltaReplicator, Outbox};
 use crate::digest::Digest;
 use crate::error::SyncError;
+use crate::host::HostedSession;
 use crate::message::Bytes;
+use crate::peer::PeerId;
 use crate::session::{Session, SessionConfig, SessionStats};
 use crate::snapshot::encode_store;
 use crate::store::{Store, StoreKey, StoreValue};
-
-use super::node::Shared;
-use super::replicate::{DeltaReplicator, Outbox, PeerId};
-use super::wire::Frame;
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves
-/// its data consistent at each step (a store only ever joins).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A channel's state: the store and its delta path, under one lock.
 pub(crate) struct ChannelState<K, V> {
@@ -63,6 +56,28 @@ pub(crate) trait ErasedSession: Send {
     fn poll_transmit(&mut self) -> Option<Vec<u8>>;
     fn is_done(&self) -> bool;
     fn stats(&self) -> SessionStats;
+}
+
+/// The host runs erased sessions: their store is reached through the
+/// channel they hold, so the host lends them nothing.
+impl HostedSession for dyn ErasedSession {
+    type Store = ();
+
+    fn handle(&mut self, _: &mut (), msg: &[u8]) -> Result<(), SyncError> {
+        ErasedSession::handle(self, msg)
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        ErasedSession::poll_transmit(self)
+    }
+
+    fn is_done(&self) -> bool {
+        ErasedSession::is_done(self)
+    }
+
+    fn stats(&self) -> SessionStats {
+        ErasedSession::stats(self)
+    }
 }
 
 struct SessionOn<K, V> {
@@ -266,22 +281,5 @@ impl Outbox for PeerOutbox<'_> {
             .values()
             .filter(|slot| !slot.offer(&self.node.counters, Arc::clone(&frame)))
             .count()
-    }
-}
-
-impl super::node::PeerSlot {
-    /// Offers a delta frame to this peer's queue; drops and counts it when
-    /// the queue is full, and asks the connection for anti-entropy soon.
-    fn offer(&self, counters: &super::node::Counters, frame: Arc<[u8]>) -> bool {
-        match self.deltas.try_send(frame) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                counters.deltas_dropped.add(1);
-                self.ae_soon
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                false
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
     }
 }

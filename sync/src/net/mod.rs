@@ -60,19 +60,21 @@
 //! # });
 //! ```
 
-mod acked;
 mod channel;
+mod config;
 mod conn;
 mod error;
+mod handshake;
 mod node;
 pub mod proxy;
-pub mod replicate;
+mod shared;
 mod stream;
 pub mod wire;
+mod writer;
 
-pub use acked::{AckedConfig, AckedDeltas, AckedStats};
 pub use channel::Channel;
+pub use config::NodeConfig;
 pub use error::NetError;
-pub use node::{Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
-pub use replicate::{DeltaReplicator, NaivePush, Outbox, PeerId};
+pub use node::{Node, NodeBuilder};
+pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;

@@ -6,335 +6,29 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
 
-use crate::error::SyncError;
-use crate::session::{SessionConfig, SessionStats};
+use super::channel::{Channel, ChannelShared, ChannelState, ErasedChannel};
+use super::config::NodeConfig;
+use super::conn::{self, ConnEnv};
+use super::shared::{lock, Counters, NodeEvent, NodeStats, Shared};
+use crate::delta::{DeltaReplicator, NaivePush};
+use crate::peer::PeerId;
+use crate::rng::SplitMix64;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotInfo, SnapshotLimits, SnapshotWriter};
 use crate::store::{Store, StoreKey, StoreValue};
 
-use super::channel::{lock, Channel, ChannelShared, ChannelState, ErasedChannel};
-use super::conn;
-use super::replicate::{DeltaReplicator, NaivePush, PeerId};
-
-/// How a node behaves on the network. The defaults suit regions a few
-/// hundred milliseconds apart; every field has a `with_` setter.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct NodeConfig {
-    /// This node's id: unique among the nodes that talk to each other.
-    pub id: u64,
-    /// A name for logs and events.
-    pub name: String,
-    /// Anti-entropy with each connected peer at least this often (jittered
-    /// ±20%), on top of one at every (re)connect.
-    pub ae_interval: Duration,
-    /// After a delta to a peer was dropped (queue full), anti-entropy with
-    /// that peer starts within this delay.
-    pub ae_soon: Duration,
-    /// A keepalive is sent this often.
-    pub ping_interval: Duration,
-    /// A connection that receives nothing for this long is closed.
-    pub idle_timeout: Duration,
-    /// The peer's handshake must arrive within this delay.
-    pub handshake_timeout: Duration,
-    /// A connection attempt (TCP connect) must succeed within this delay.
-    pub connect_timeout: Duration,
-    /// A write that makes no progress for this long closes the connection.
-    pub write_timeout: Duration,
-    /// A session that receives nothing for this long is aborted.
-    pub session_timeout: Duration,
-    /// First delay before reconnecting; doubles per failure.
-    pub backoff_initial: Duration,
-    /// Largest delay between reconnection attempts.
-    pub backoff_max: Duration,
-    /// Delta frames queued per peer before new ones are dropped.
-    pub delta_queue: usize,
-    /// Session and control frames queued per connection.
-    pub ctrl_queue: usize,
-    /// Timer resolution of connections, and the replicators' tick.
-    pub tick: Duration,
-    /// The anti-entropy sessions' configuration (and the frame size limit:
-    /// its `limits.max_message_bytes`).
-    pub session: SessionConfig,
-    /// Seed of the jitter (backoff and anti-entropy timers).
-    pub seed: u64,
-    /// Where [`Node::shutdown`] and the periodic snapshot write.
-    pub snapshot_path: Option<PathBuf>,
-    /// Snapshot this often (needs `snapshot_path`).
-    pub snapshot_interval: Option<Duration>,
-}
-
-impl NodeConfig {
-    /// Defaults for node `id`.
-    pub fn new(id: u64, name: impl Into<String>) -> Self {
-        NodeConfig {
-            id,
-            name: name.into(),
-            ae_interval: Duration::from_secs(5),
-            ae_soon: Duration::from_millis(250),
-            ping_interval: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(3),
-            connect_timeout: Duration::from_secs(3),
-            write_timeout: Duration::from_secs(5),
-            session_timeout: Duration::from_secs(10),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            delta_queue: 1024,
-            ctrl_queue: 256,
-            tick: Duration::from_millis(25),
-            session: SessionConfig::default(),
-            seed: id,
-            snapshot_path: None,
-            snapshot_interval: None,
-        }
-    }
-
-    /// Sets [`ae_interval`](Self::ae_interval).
-    pub fn with_ae_interval(mut self, d: Duration) -> Self {
-        self.ae_interval = d;
-        self
-    }
-
-    /// Sets [`ping_interval`](Self::ping_interval) and
-    /// [`idle_timeout`](Self::idle_timeout).
-    pub fn with_keepalive(mut self, ping: Duration, idle_timeout: Duration) -> Self {
-        self.ping_interval = ping;
-        self.idle_timeout = idle_timeout;
-        self
-    }
-
-    /// Sets the handshake, connect, write and session timeouts.
-    pub fn with_timeouts(
-        mut self,
-        handshake: Duration,
-        connect: Duration,
-        write: Duration,
-        session: Duration,
-    ) -> Self {
-        self.handshake_timeout = handshake;
-        self.connect_timeout = connect;
-        self.write_timeout = write;
-        self.session_timeout = session;
-        self
-    }
-
-    /// Sets the reconnection backoff.
-    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
-        self
-    }
-
-    /// Sets [`delta_queue`](Self::delta_queue).
-    pub fn with_delta_queue(mut self, frames: usize) -> Self {
-        self.delta_queue = frames.max(1);
-        self
-    }
-
-    /// Sets the session configuration.
-    pub fn with_session(mut self, session: SessionConfig) -> Self {
-        self.session = session;
-        self
-    }
-
-    /// Sets the jitter seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Snapshots to `path` on shutdown and, with `every`, periodically.
-    pub fn with_snapshot(mut self, path: impl Into<PathBuf>, every: Option<Duration>) -> Self {
-        self.snapshot_path = Some(path.into());
-        self.snapshot_interval = every;
-        self
-    }
-}
-
-/// A monotonic counter.
-#[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
-
-impl Counter {
-    pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// The live counters behind [`NodeStats`].
-        #[derive(Debug, Default)]
-        pub(crate) struct Counters { $(pub(crate) $name: Counter,)* }
-
-        /// What a node has done so far. Bytes are counted on the wire
-        /// (frames with their headers), in both directions, on every
-        /// connection.
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        #[non_exhaustive]
-        pub struct NodeStats { $($(#[$doc])* pub $name: u64,)* }
-
-        impl Counters {
-            fn snapshot(&self) -> NodeStats {
-                NodeStats { $($name: self.$name.get(),)* }
-            }
-        }
-    };
-}
-
-counters! {
-    /// Bytes written to peers.
-    bytes_sent,
-    /// Bytes read from peers.
-    bytes_received,
-    /// Local writes through [`Channel::update`].
-    local_writes,
-    /// Delta frames written to peers.
-    deltas_sent,
-    /// Bytes of those delta frames.
-    delta_bytes_sent,
-    /// Delta frames dropped because a peer's queue was full.
-    deltas_dropped,
-    /// Delta frames received.
-    deltas_received,
-    /// Session frames sent, bytes.
-    session_bytes_sent,
-    /// Session frames received, bytes.
-    session_bytes_received,
-    /// Sessions this node initiated.
-    sessions_initiated,
-    /// Sessions (and new passes of finished sessions) this node answered.
-    sessions_responded,
-    /// Sessions (either side) that ended with verified equal roots.
-    sessions_completed,
-    /// Sessions that ended because the roots kept moving (writes during the
-    /// session): what they exchanged stays; the next session goes on.
-    sessions_interrupted,
-    /// Sessions that failed (a protocol error, an abort from the peer).
-    sessions_failed,
-    /// Sessions abandoned after [`NodeConfig::session_timeout`].
-    sessions_timed_out,
-    /// Round trips of the sessions this node initiated that ended
-    /// (completed or interrupted).
-    round_trips,
-    /// Connections established (handshake done).
-    connections,
-    /// Connections that ended.
-    disconnects,
-    /// Connection attempts that failed before the handshake completed.
-    connect_failures,
-    /// Snapshots written.
-    snapshots,
-}
-
-/// Something that happened on a node, for logs, monitors and demos.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum NodeEvent {
-    /// A connection's handshake completed.
-    Connected {
-        /// The peer.
-        peer: PeerId,
-        /// The peer's name.
-        name: String,
-        /// Whether this node dialed.
-        dialed: bool,
-    },
-    /// A connection ended.
-    Disconnected {
-        /// The peer.
-        peer: PeerId,
-        /// The peer's name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// A dial attempt failed; the next is in `retry_in`.
-    ConnectFailed {
-        /// Where.
-        addr: String,
-        /// Why.
-        error: String,
-        /// Delay before the next attempt.
-        retry_in: Duration,
-    },
-    /// An anti-entropy session verified equal roots.
-    SessionCompleted {
-        /// The peer.
-        peer: PeerId,
-        /// The channel.
-        channel: String,
-        /// Whether this node initiated it.
-        initiator: bool,
-        /// Its traffic.
-        stats: SessionStats,
-        /// Its duration.
-        elapsed: Duration,
-    },
-    /// An anti-entropy session ended without verifying (what it exchanged
-    /// stays applied).
-    SessionEnded {
-        /// The peer.
-        peer: PeerId,
-        /// The channel.
-        channel: String,
-        /// Whether this node initiated it.
-        initiator: bool,
-        /// Why.
-        error: SyncError,
-        /// Its traffic.
-        stats: SessionStats,
-        /// Its duration.
-        elapsed: Duration,
-    },
-    /// A snapshot was written.
-    Snapshot(SnapshotInfo),
-}
-
-/// One connected peer, as the channels see it.
-pub(crate) struct PeerSlot {
-    pub(crate) conn: u64,
-    pub(crate) name: String,
-    pub(crate) deltas: mpsc::Sender<Arc<[u8]>>,
-    pub(crate) ae_soon: Arc<AtomicBool>,
-    pub(crate) kill: watch::Sender<bool>,
-}
-
-/// Node-wide state shared by channels and connections.
-pub(crate) struct Shared {
-    pub(crate) config: NodeConfig,
-    pub(crate) peers: Mutex<BTreeMap<PeerId, PeerSlot>>,
-    pub(crate) counters: Counters,
-    pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) next_conn: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn emit(&self, e: NodeEvent) {
-        let _ = self.events.send(e);
-    }
-}
-
 /// Everything a running node's tasks share.
 pub(crate) struct NodeInner {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) channels: Vec<Arc<dyn ErasedChannel>>,
-    pub(crate) stop: watch::Receiver<bool>,
+    env: Arc<ConnEnv>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -437,16 +131,18 @@ impl NodeBuilder {
     pub fn start(self) -> Node {
         let (stop_tx, stop) = watch::channel(false);
         let inner = Arc::new(NodeInner {
-            shared: self.shared,
-            channels: self.channels,
-            stop,
+            env: Arc::new(ConnEnv {
+                shared: self.shared,
+                channels: self.channels,
+                stop,
+            }),
             tasks: Mutex::new(JoinSet::new()),
         });
         let node = Node { inner, stop_tx };
         node.inner.spawn(tick_loop(Arc::clone(&node.inner)));
         if let (Some(_), Some(every)) = (
-            &node.inner.shared.config.snapshot_path,
-            node.inner.shared.config.snapshot_interval,
+            &node.inner.env.shared.config.snapshot_path,
+            node.inner.env.shared.config.snapshot_interval,
         ) {
             node.inner
                 .spawn(snapshot_loop(Arc::clone(&node.inner), every));
@@ -465,8 +161,8 @@ pub struct Node {
 impl core::fmt::Debug for Node {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
-            .field("id", &self.inner.shared.config.id)
-            .field("name", &self.inner.shared.config.name)
+            .field("id", &self.inner.env.shared.config.id)
+            .field("name", &self.inner.env.shared.config.name)
             .finish()
     }
 }
@@ -474,7 +170,7 @@ impl core::fmt::Debug for Node {
 impl Node {
     /// This node's configuration.
     pub fn config(&self) -> &NodeConfig {
-        &self.inner.shared.config
+        &self.inner.env.shared.config
     }
 
     /// Listens for peers on `addr` (port 0 picks one); returns the bound
@@ -482,15 +178,16 @@ impl Node {
     pub async fn listen(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        info!(node = self.inner.env.shared.config.id, %local, "listening");
         let inner = Arc::clone(&self.inner);
         self.inner.spawn(async move {
-            let mut stop = inner.stop.clone();
+            let mut stop = inner.env.stop.clone();
             loop {
                 tokio::select! {
                     r = listener.accept() => match r {
                         Ok((stream, _)) => {
                             let _ = stream.set_nodelay(true);
-                            let i = Arc::clone(&inner);
+                            let i = Arc::clone(&inner.env);
                             inner.spawn(async move {
                                 let _ = conn::run(i, stream, false).await;
                             });
@@ -533,7 +230,9 @@ impl Node {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner), io, false).await.result
+        conn::run(Arc::clone(&self.inner.env), io, false)
+            .await
+            .result
     }
 
     /// Runs one connection over an already connected stream (this node is
@@ -542,12 +241,14 @@ impl Node {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner), io, true).await.result
+        conn::run(Arc::clone(&self.inner.env), io, true)
+            .await
+            .result
     }
 
     /// The peers connected now, with their names.
     pub fn peers(&self) -> Vec<(PeerId, String)> {
-        lock(&self.inner.shared.peers)
+        lock(&self.inner.env.shared.peers)
             .iter()
             .map(|(p, s)| (*p, s.name.clone()))
             .collect()
@@ -555,25 +256,27 @@ impl Node {
 
     /// Asks every connection for an anti-entropy session now.
     pub fn sync_now(&self) {
-        for slot in lock(&self.inner.shared.peers).values() {
-            slot.ae_soon.store(true, Ordering::Relaxed);
+        for slot in lock(&self.inner.env.shared.peers).values() {
+            slot.ae_soon
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// Statistics so far.
     pub fn stats(&self) -> NodeStats {
-        self.inner.shared.counters.snapshot()
+        self.inner.env.shared.counters.snapshot()
     }
 
     /// Subscribes to the node's events (a bounded buffer: a subscriber
     /// that falls behind loses the oldest).
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
-        self.inner.shared.events.subscribe()
+        self.inner.env.shared.events.subscribe()
     }
 
     /// The root digest of every channel, in channel order.
     pub fn roots(&self) -> Vec<crate::digest::Digest> {
         self.inner
+            .env
             .channels
             .iter()
             .map(|c| c.root_digest())
@@ -591,16 +294,21 @@ impl Node {
     /// connection and flushes it, writes the final snapshot when
     /// [`NodeConfig::snapshot_path`] is set, and waits for every task.
     pub async fn shutdown(self) -> Result<NodeStats, SnapshotError> {
+        info!(node = self.inner.env.shared.config.id, "shutting down");
         let _ = self.stop_tx.send(true);
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-        let grace = self.inner.shared.config.write_timeout + Duration::from_secs(1);
+        let grace = self.inner.env.shared.config.write_timeout + Duration::from_secs(1);
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
+            warn!(
+                node = self.inner.env.shared.config.id,
+                "tasks still running after the grace period: aborted"
+            );
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
-        if let Some(path) = self.inner.shared.config.snapshot_path.clone() {
+        if let Some(path) = self.inner.env.shared.config.snapshot_path.clone() {
             snapshot_to(&self.inner, path).await?;
         }
         Ok(self.stats())
@@ -613,7 +321,7 @@ impl Node {
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        lock(&self.inner.shared.peers).clear();
+        lock(&self.inner.env.shared.peers).clear();
         self.stats()
     }
 }
@@ -621,7 +329,7 @@ impl Node {
 async fn snapshot_to(inner: &NodeInner, path: PathBuf) -> Result<SnapshotInfo, SnapshotError> {
     let mut w = SnapshotWriter::new();
     let mut keys = 0;
-    for c in &inner.channels {
+    for c in &inner.env.channels {
         let (section, n) = c.encode_section();
         keys += n;
         w.raw(c.name(), section);
@@ -631,19 +339,25 @@ async fn snapshot_to(inner: &NodeInner, path: PathBuf) -> Result<SnapshotInfo, S
         .map_err(|e| SnapshotError::Io(io::Error::other(e)))??;
     let mut info = info;
     info.keys = keys;
-    inner.shared.counters.snapshots.add(1);
-    inner.shared.emit(NodeEvent::Snapshot(info));
+    inner.env.shared.counters.snapshots.add(1);
+    info!(
+        node = inner.env.shared.config.id,
+        keys,
+        bytes = info.bytes,
+        "snapshot written"
+    );
+    inner.env.shared.emit(NodeEvent::Snapshot(info));
     Ok(info)
 }
 
 async fn tick_loop(inner: Arc<NodeInner>) {
-    let mut stop = inner.stop.clone();
-    let mut t = tokio::time::interval(inner.shared.config.tick);
+    let mut stop = inner.env.stop.clone();
+    let mut t = tokio::time::interval(inner.env.shared.config.tick);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = t.tick() => {
-                for c in &inner.channels {
+                for c in &inner.env.channels {
                     c.tick();
                 }
             }
@@ -653,8 +367,8 @@ async fn tick_loop(inner: Arc<NodeInner>) {
 }
 
 async fn snapshot_loop(inner: Arc<NodeInner>, every: Duration) {
-    let mut stop = inner.stop.clone();
-    let Some(path) = inner.shared.config.snapshot_path.clone() else {
+    let mut stop = inner.env.stop.clone();
+    let Some(path) = inner.env.shared.config.snapshot_path.clone() else {
         return;
     };
     loop {
@@ -674,7 +388,7 @@ pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     failures: u32,
-    rng: ChaCha8Rng,
+    rng: SplitMix64,
 }
 
 impl Backoff {
@@ -683,7 +397,7 @@ impl Backoff {
             initial,
             max,
             failures: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: SplitMix64::new(seed),
         }
     }
 
@@ -697,7 +411,7 @@ impl Backoff {
             .saturating_mul(1u32 << self.failures.min(20))
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
-        d.mul_f64(self.rng.random_range(0.5..=1.0))
+        d.mul_f64(0.5 + 0.5 * self.rng.unit())
     }
 }
 
@@ -707,10 +421,10 @@ where
     Fut: Future<Output = io::Result<S>> + Send,
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let cfg = &inner.shared.config;
+    let cfg = &inner.env.shared.config;
     let seed = cfg.seed ^ blake3::hash(label.as_bytes()).as_bytes()[0] as u64;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max, seed);
-    let mut stop = inner.stop.clone();
+    let mut stop = inner.env.stop.clone();
     loop {
         if *stop.borrow() {
             return;
@@ -721,7 +435,7 @@ where
         };
         let error = match attempt {
             Ok(Ok(io)) => {
-                let end = conn::run(Arc::clone(&inner), io, true).await;
+                let end = conn::run(Arc::clone(&inner.env), io, true).await;
                 if end.established {
                     backoff.reset();
                 }
@@ -739,8 +453,9 @@ where
         };
         let delay = backoff.next_delay();
         if let Some(error) = error {
-            inner.shared.counters.connect_failures.add(1);
-            inner.shared.emit(NodeEvent::ConnectFailed {
+            debug!(node = cfg.id, addr = %label, %error, retry_in_ms = delay.as_millis() as u64, "dial failed");
+            inner.env.shared.counters.connect_failures.add(1);
+            inner.env.shared.emit(NodeEvent::ConnectFailed {
                 addr: label.clone(),
                 error,
                 retry_in: delay,

@@ -40,8 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::rng::SplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,7 +48,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::channel::lock;
+use super::shared::lock;
 
 /// Chunks buffered per direction of a connection before the proxy stops
 /// reading.
@@ -313,15 +312,15 @@ async fn pipe(
     seed: u64,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(MAX_IN_FLIGHT);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut read_cut = cut.clone();
     let reader = async move {
         let mut last = Instant::now();
-        let mut due_of = |rng: &mut ChaCha8Rng| {
+        let mut due_of = |rng: &mut SplitMix64| {
             let jitter = if spec.jitter.is_zero() {
                 Duration::ZERO
             } else {
-                spec.jitter.mul_f64(rng.random_range(0.0..=1.0))
+                spec.jitter.mul_f64(rng.unit())
             };
             last = last.max(Instant::now() + spec.one_way + jitter);
             last

@@ -7,33 +7,30 @@
 //!
 //! ```text
 //! Handshake { magic "ACNP", node id, name, channel names }   first frame, both ways
-//! Session   { channel, session id, session message }          anti-entropy (session.rs bytes, unchanged)
-//! Abort     { channel, session id }                           the sender dropped that session
+//! Session   { channel, envelope }                             anti-entropy: the session host's envelope
+//!                                                             (crate::host) around a session message
 //! Delta     { channel, payload }                              delta replication (the replicator's bytes)
 //! Ping                                                        keepalive
 //! Bye                                                         graceful close
 //! ```
 //!
 //! A *channel* is one store of the node, by its index in the handshake's
-//! list; both sides must list the same channels. A session id is the
-//! initiator's counter with the top bit set when the initiator dialed the
-//! connection, so the two sides' ids never collide.
+//! list; both sides must list the same channels. Session ids, ordering,
+//! aborts and timeouts are the session host's, inside its envelope.
 
 use serde::{Deserialize, Serialize};
 
 use accordant::codec::SeqVec;
 
 use crate::error::SyncError;
-use crate::message::{Bytes, SyncLimits};
+use crate::message::Bytes;
 use crate::wire::{self, FrameReader};
 
 /// The node protocol version (independent of the session's
 /// [`message::VERSION`], which the session checks in its own messages).
-pub const NET_VERSION: u8 = 1;
+pub const NET_VERSION: u8 = 2;
 /// The handshake's magic bytes.
 pub const MAGIC: [u8; 4] = *b"ACNP";
-/// The top bit of a session id: set when the dialer initiated it.
-pub const DIALER_BIT: u64 = 1 << 63;
 
 /// The first frame each side sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,21 +50,13 @@ pub struct Handshake {
 pub enum Frame {
     /// Opens the connection.
     Handshake(Handshake),
-    /// A message of an anti-entropy session.
+    /// A message of an anti-entropy session, or an abort.
     Session {
         /// Channel index.
         channel: u16,
-        /// Session id.
-        id: u64,
-        /// The session's message, as [`crate::session::Session`] produced it.
-        msg: Bytes,
-    },
-    /// The sender dropped this session (it failed or timed out there).
-    Abort {
-        /// Channel index.
-        channel: u16,
-        /// Session id.
-        id: u64,
+        /// The session host's envelope, as [`crate::host::SessionHost`]
+        /// produced it.
+        envelope: Bytes,
     },
     /// Delta replication payload, opaque to the connection.
     Delta {
@@ -94,8 +83,8 @@ impl Frame {
     }
 
     /// The next complete frame buffered in `reader`, if any.
-    pub fn next(reader: &mut FrameReader, limits: &SyncLimits) -> Result<Option<Frame>, SyncError> {
-        match reader.next_frame(limits.max_message_bytes)? {
+    pub fn next(reader: &mut FrameReader, max_len: usize) -> Result<Option<Frame>, SyncError> {
+        match reader.next_frame(max_len)? {
             Some(body) => Frame::decode(&body).map(Some),
             None => Ok(None),
         }
@@ -105,6 +94,7 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::SyncLimits;
 
     #[test]
     fn frames_round_trip_through_a_stream() {
@@ -117,10 +107,8 @@ mod tests {
             }),
             Frame::Session {
                 channel: 1,
-                id: DIALER_BIT | 3,
-                msg: Bytes(vec![1, 2, 3]),
+                envelope: Bytes(vec![1, 2, 3]),
             },
-            Frame::Abort { channel: 0, id: 9 },
             Frame::Delta {
                 channel: 0,
                 payload: Bytes(vec![9; 300]),
@@ -130,11 +118,11 @@ mod tests {
         ];
         let stream: Vec<u8> = frames.iter().flat_map(Frame::to_wire).collect();
         let mut r = FrameReader::new();
-        let lim = SyncLimits::default();
+        let lim = SyncLimits::default().max_message_bytes;
         let mut got = Vec::new();
         for chunk in stream.chunks(7) {
             r.push(chunk);
-            while let Some(f) = Frame::next(&mut r, &lim).unwrap() {
+            while let Some(f) = Frame::next(&mut r, lim).unwrap() {
                 got.push(f);
             }
         }

@@ -2,7 +2,8 @@
 //! [`delta::Replicator`](crate::delta::Replicator) — delta-intervals with
 //! sequence numbers and acks, back-propagation avoidance (BP) and redundancy
 //! removal (RR), and a Merkle-session fall-back for a peer the buffer can
-//! no longer serve — instead of [`NaivePush`](super::NaivePush).
+//! no longer serve — instead of [`NaivePush`](super::NaivePush). A TCP
+//! node (`net`, feature `tokio`) takes it as a channel's delta path.
 //!
 //! It maps the [`DeltaReplicator`] hooks onto the sans-IO replicator:
 //!
@@ -24,25 +25,41 @@
 //! shared [`AckedStats`] handle, since the node owns the replicator.
 //!
 //! ```
-//! use accordant::GCounter;
-//! use accordant_sync::net::{AckedConfig, AckedDeltas, NodeBuilder, NodeConfig};
+//! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::delta::{AckedConfig, AckedDeltas, DeltaReplicator, Outbox};
+//! use accordant_sync::peer::PeerId;
 //! use accordant_sync::store::Store;
 //!
-//! let store: Store<String, GCounter> = Store::new();
-//! let acked = AckedDeltas::new(AckedConfig::default(), &store);
+//! struct Wire(Vec<(PeerId, Vec<u8>)>);
+//! impl Outbox for Wire {
+//!     fn peers(&self) -> Vec<PeerId> { vec![PeerId(2)] }
+//!     fn send(&mut self, peer: PeerId, payload: &[u8]) -> bool {
+//!         self.0.push((peer, payload.to_vec()));
+//!         true
+//!     }
+//! }
+//!
+//! let mut store: Store<String, GCounter> = Store::new();
+//! let mut acked = AckedDeltas::new(AckedConfig::default().with_sync_every(1), &store);
 //! let stats = acked.stats_handle();
-//! let mut b = NodeBuilder::new(NodeConfig::new(1, "eu"));
-//! let _views = b.channel_with("views", store, Box::new(acked));
-//! assert_eq!(stats.get().groups_sent, 0);
+//! let mut wire = Wire(Vec::new());
+//! acked.on_connect(PeerId(2), &store, &mut wire);
+//! let key = "views".to_string();
+//! let delta = store.update(key.clone(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
+//! acked.on_local_write(&key, &delta, &mut store, &mut wire);
+//! acked.on_tick(&store, &mut wire); // one sync step: the interval goes out
+//! assert_eq!(stats.get().groups_sent, 1);
+//! assert_eq!(wire.0.len(), 1);
 //! ```
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
-use super::replicate::{DeltaReplicator, Outbox, PeerId};
-use crate::delta::{Config, GMap, Replicator, Stats, Strategy};
+use super::path::{DeltaReplicator, Outbox};
+use super::{Config, GMap, Replicator, Stats, Strategy};
 use crate::error::SyncError;
+use crate::peer::PeerId;
 use crate::store::{Store, StoreKey, StoreValue};
 
 /// Settings of [`AckedDeltas`].

@@ -1,6 +1,7 @@
 //! The delta path: how each local write reaches the connected peers.
 //!
-//! A [`Node`](super::Node) keeps replicas close while they are connected by
+//! A transport's node (the TCP node of `net`, behind the `tokio` feature)
+//! keeps replicas close while they are connected by
 //! shipping deltas, and repairs whatever that misses by anti-entropy
 //! sessions (on every connect and periodically). The delta path is a
 //! [`DeltaReplicator`], one per channel, behind this trait so that a
@@ -16,7 +17,7 @@
 //!   repairs it);
 //! - a peer whose queue is full (a slow link, a stalled peer) gets nothing
 //!   either: the delta is **dropped and counted**
-//!   ([`NodeStats::deltas_dropped`](super::NodeStats)), and the node starts
+//!   (the TCP node counts them in its `deltas_dropped`), and the node starts
 //!   an anti-entropy session with that peer soon. Memory stays bounded
 //!   whatever the write rate, and no write is lost, only delayed. That is
 //!   the backpressure story: bounded queues, drop, repair by digest.
@@ -31,12 +32,13 @@
 //! `on_disconnect` to adding and removing a neighbour, `on_local_write` to
 //! recording the local delta, `on_receive` to its receive, `on_tick` to its
 //! periodic sync step (every few ticks), and after each call its queued
-//! messages to [`Outbox::send`]. Pass it to
-//! [`NodeBuilder::channel_with`](super::NodeBuilder::channel_with).
+//! messages to [`Outbox::send`] ([`AckedDeltas`](super::AckedDeltas) does
+//! exactly that). The TCP node takes one per channel (`NodeBuilder::channel_with`).
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};
-//! use accordant_sync::net::{DeltaReplicator, NaivePush, Outbox, PeerId};
+//! use accordant_sync::delta::{DeltaReplicator, NaivePush, Outbox};
+//! use accordant_sync::peer::PeerId;
 //! use accordant_sync::store::Store;
 //!
 //! /// Collects what the replicator sends.
@@ -66,18 +68,9 @@ use accordant::codec::{self, Limits};
 
 use crate::error::SyncError;
 use crate::key::{decode_key, key_bytes};
+use crate::peer::PeerId;
 use crate::store::{Store, StoreKey, StoreValue};
 use crate::wire::{put_len_prefixed, Reader};
-
-/// A node id, as a peer of this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub u64);
-
-impl core::fmt::Display for PeerId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "node {}", self.0)
-    }
-}
 
 /// Where a replicator's payloads go: the bounded per-peer queues of one
 /// channel.

@@ -1,0 +1,77 @@
+//! A connection's writer task, fed by two bounded queues.
+//!
+//! Session and control frames go through a bounded queue the connection
+//! waits on (with [`NodeConfig::write_timeout`](super::NodeConfig::write_timeout));
+//! delta frames go through the peer's bounded delta queue, which local
+//! writes only ever *offer* to (dropping when full). The writer takes
+//! control frames first, batches what is queued into one write, and fails
+//! the connection when a write makes no progress for `write_timeout`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::error::NetError;
+use super::shared::{Counters, Shared};
+
+/// Writes queued frames: control frames first, then deltas, batched into
+/// one write of up to 64 KiB.
+pub(crate) async fn write_loop<W>(
+    mut wr: W,
+    mut ctrl: mpsc::Receiver<Vec<u8>>,
+    mut deltas: mpsc::Receiver<Arc<[u8]>>,
+    shared: Arc<Shared>,
+    write_timeout: Duration,
+) -> Result<(), NetError>
+where
+    W: AsyncWrite + Unpin,
+{
+    const BATCH: usize = 64 << 10;
+    let counters: &Counters = &shared.counters;
+    let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
+    let mut deltas_open = true;
+    loop {
+        buf.clear();
+        let mut closing = false;
+        tokio::select! {
+            biased;
+            m = ctrl.recv() => match m {
+                Some(f) => buf.extend_from_slice(&f),
+                None => closing = true,
+            },
+            d = deltas.recv(), if deltas_open => match d {
+                Some(f) => {
+                    counters.deltas_sent.add(1);
+                    counters.delta_bytes_sent.add(f.len() as u64);
+                    buf.extend_from_slice(&f);
+                }
+                None => deltas_open = false,
+            },
+        }
+        while !closing && buf.len() < BATCH {
+            if let Ok(f) = ctrl.try_recv() {
+                buf.extend_from_slice(&f);
+            } else if let Ok(f) = deltas.try_recv() {
+                counters.deltas_sent.add(1);
+                counters.delta_bytes_sent.add(f.len() as u64);
+                buf.extend_from_slice(&f);
+            } else {
+                break;
+            }
+        }
+        if !buf.is_empty() {
+            timeout(write_timeout, wr.write_all(&buf))
+                .await
+                .map_err(|_| NetError::Timeout("write made no progress"))??;
+            counters.bytes_sent.add(buf.len() as u64);
+        }
+        if closing {
+            let _ = timeout(write_timeout, wr.flush()).await;
+            let _ = timeout(write_timeout, wr.shutdown()).await;
+            return Ok(());
+        }
+    }
+}
