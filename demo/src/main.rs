@@ -37,8 +37,8 @@ use std::time::Duration;
 use accordant::{
     HlcClock, LwwRegister, MvRegister, PNCounter, ReplicaId, ShoppingCart, SystemClock,
 };
-use accordant_sync::net::proxy::{LinkSpec, Proxy};
 use accordant_sync::delta::{AckedConfig, AckedDeltas};
+use accordant_sync::net::proxy::{LinkSpec, Proxy};
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
 use accordant_sync::session::SessionStats;
 use accordant_sync::store::{Store, StoreKey, StoreValue};

@@ -95,7 +95,7 @@
 //! - [`Replicator::sync_step`] periodically, [`Replicator::receive`] for
 //!   every message that arrives;
 //! - [`Replicator::poll_transmit`] after each of those, to take what to
-//!   send. [`node::DeltaNode`] does all this in the
+//!   send. `sim::DeltaNode` (feature `sim`) does all this in the
 //!   [simulator](crate::sim).
 //!
 //! Three replicas of a counter in a line, `a — b — c`:
@@ -159,9 +159,9 @@ use accordant::{Decompose, Lattice};
 use crate::error::SyncError;
 use crate::session::{SessionConfig, SessionStats};
 
-mod acked;
+pub mod acked;
 mod map;
-mod path;
+pub mod path;
 mod replicator;
 mod store;
 mod wire;

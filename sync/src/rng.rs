@@ -58,6 +58,7 @@ impl SplitMix64 {
     }
 
     /// A uniform `f64` in `[0, 1)` (53 random bits).
+    #[cfg(any(feature = "sim", feature = "tokio", test))]
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }

@@ -277,7 +277,9 @@ async fn a_hostile_delta_closes_the_connection_and_changes_nothing() {
             break;
         }
         reader.push(&buf[..n]);
-        while let Some(f) = Frame::next(&mut reader, SyncLimits::default().max_message_bytes).unwrap() {
+        while let Some(f) =
+            Frame::next(&mut reader, SyncLimits::default().max_message_bytes).unwrap()
+        {
             frames.push(f);
         }
     }

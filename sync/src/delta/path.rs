@@ -122,7 +122,7 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
     /// The connection with `peer` ended.
     fn on_disconnect(&mut self, _peer: PeerId) {}
 
-    /// Called about every [`NodeConfig::tick`](super::NodeConfig) (for
+    /// Called about every tick of the transport (the TCP node's `NodeConfig::tick`; for
     /// retransmissions, batching, garbage collection).
     fn on_tick(&mut self, _store: &Store<K, V>, _out: &mut dyn Outbox) {}
 }

@@ -1,7 +1,7 @@
 //! The sans-IO session host: everything about running anti-entropy
 //! sessions with peers that is not the session protocol itself.
 //!
-//! A [`Session`](crate::session::Session) reconciles two stores, given its
+//! A [`Session`] reconciles two stores, given its
 //! messages once each and in order. Between it and a transport sits the
 //! [`SessionHost`], in the role quinn-proto's `Endpoint` plays for its
 //! connections: one per store (or per connection, keyed by channel), it
@@ -51,7 +51,7 @@
 //!   must next be called;
 //! - [`SessionHost::forget`] drops a peer that disconnected or restarted.
 //!
-//! The simulator's [`AntiEntropyNode`](crate::driver::AntiEntropyNode), the
+//! The simulator's `AntiEntropyNode` (feature `sim`), the
 //! TCP node's connections and the delta replicator's fall-back all drive
 //! this one host, so a behaviour tested in the simulator is the behaviour on
 //! the wire.

@@ -47,7 +47,7 @@ pub struct NodeConfig {
     pub session: SessionConfig,
     /// Seed of the jitter (backoff and anti-entropy timers).
     pub seed: u64,
-    /// Where [`Node::shutdown`] and the periodic snapshot write.
+    /// Where [`Node::shutdown`](super::Node::shutdown) and the periodic snapshot write.
     pub snapshot_path: Option<PathBuf>,
     /// Snapshot this often (needs `snapshot_path`).
     pub snapshot_interval: Option<Duration>,

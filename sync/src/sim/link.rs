@@ -5,7 +5,7 @@ use core::num::NonZeroU64;
 
 use super::time::SimTime;
 
-/// How a directed link behaves; see the [module docs](self) for the exact
+/// How a directed link behaves; see the [module docs](super) for the exact
 /// model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinkConfig {
@@ -127,16 +127,16 @@ impl Default for LinkConfig {
 /// Simulator-wide settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
-    /// Configuration of every link not set with [`Simulator::set_link`].
+    /// Configuration of every link not set with [`Simulator::set_link`](super::Simulator::set_link).
     pub default_link: LinkConfig,
     /// Messages in flight at once; more are dropped as `overflow`.
     pub max_in_flight: usize,
     /// Bytes in flight at once; more are dropped as `overflow`.
     pub max_in_flight_bytes: usize,
-    /// Pending timers at once; more are dropped (see [`Stats::timers_dropped`]).
+    /// Pending timers at once; more are dropped (see [`Stats::timers_dropped`](super::Stats::timers_dropped)).
     pub max_timers: usize,
     /// Events one `run_*` call may process before it returns
-    /// [`RunOutcome::EventLimit`].
+    /// [`RunOutcome::EventLimit`](super::RunOutcome::EventLimit).
     pub max_events_per_run: u64,
 }
 

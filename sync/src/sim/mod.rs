@@ -128,8 +128,8 @@
 
 use core::fmt;
 
-mod anti_entropy;
-mod delta_node;
+pub mod anti_entropy;
+pub mod delta_node;
 mod link;
 mod network;
 mod process;

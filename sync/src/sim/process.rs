@@ -7,7 +7,7 @@ use super::network::{chance, Net};
 use super::time::SimTime;
 
 /// The identity of a simulated node: its index in order of
-/// [`Simulator::add_node`], from 0.
+/// [`Simulator::add_node`](super::Simulator::add_node), from 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProcessId(pub u32);
 

@@ -14,24 +14,24 @@ pub enum RunOutcome {
     Idle,
     /// The deadline was reached with events still pending.
     Deadline,
-    /// [`SimConfig::max_events_per_run`] events were processed.
+    /// [`SimConfig::max_events_per_run`](super::SimConfig::max_events_per_run) events were processed.
     EventLimit,
-    /// The caller's stop condition became true ([`Simulator::run_until`]).
+    /// The caller's stop condition became true ([`Simulator::run_until`](super::Simulator::run_until)).
     Condition,
 }
 
-/// One processed event, as returned by [`Simulator::step`].
+/// One processed event, as returned by [`Simulator::step`](super::Simulator::step).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// [`Process::on_start`] ran.
+    /// [`Process::on_start`](super::Process::on_start) ran.
     Started {
         /// Time of the event.
         at: SimTime,
         /// The node.
         node: ProcessId,
     },
-    /// A message was delivered to [`Process::on_message`].
+    /// A message was delivered to [`Process::on_message`](super::Process::on_message).
     Delivered {
         /// Time of delivery.
         at: SimTime,
@@ -44,7 +44,7 @@ pub enum Event {
         /// Length in bytes.
         len: usize,
     },
-    /// A timer fired, [`Process::on_timer`] ran.
+    /// A timer fired, [`Process::on_timer`](super::Process::on_timer) ran.
     Timer {
         /// Time of the event.
         at: SimTime,
@@ -90,11 +90,11 @@ pub struct Counters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Drops {
-    /// Lost on the wire ([`LinkConfig::loss`]).
+    /// Lost on the wire ([`LinkConfig::loss`](super::LinkConfig::loss)).
     pub lost: u64,
     /// Across a partition, in flight or new.
     pub partitioned: u64,
-    /// On a link cut with [`Simulator::disconnect`], in flight or new.
+    /// On a link cut with [`Simulator::disconnect`](super::Simulator::disconnect), in flight or new.
     pub disconnected: u64,
     /// Over the in-flight cap.
     pub overflow: u64,
@@ -128,7 +128,7 @@ pub struct Stats {
     pub in_flight: usize,
     /// Timers that fired.
     pub timers_fired: u64,
-    /// Timers not set because [`SimConfig::max_timers`] were pending.
+    /// Timers not set because [`SimConfig::max_timers`](super::SimConfig::max_timers) were pending.
     pub timers_dropped: u64,
     /// Time of the last delivery, if any.
     pub last_delivery: Option<SimTime>,
