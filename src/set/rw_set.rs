@@ -25,8 +25,8 @@
 //! know that no add concurrent with the remove can still arrive, which is
 //! *causal stability* (Baquero, Almeida, Shoker, "Pure Operation-Based
 //! Replicated Data Types", 2017): [`RwSet::compact`] drops a removed
-//! element's dots once every replica has reported a context holding them and
-//! this replica has delivered everything those reports hold.
+//! element once every replica has reported a context holding its remove dots
+//! and this replica has delivered everything those reports hold.
 //!
 //! ```
 //! use accordant::{Lattice, ReplicaId, RwSet};
@@ -162,11 +162,19 @@ where
     /// `reports` must hold, for **every** replica that writes to this set,
     /// a causal context that replica reported (its context at some point,
     /// for example acknowledged by the sync layer). A dot in all of them has
-    /// been seen everywhere; and once this replica has delivered everything
-    /// the reports hold, every add it has not delivered was made by a replica
-    /// that had already seen those dots, so it supersedes them anyway. A
-    /// removed element whose dots (adds and removes) are all in every report
-    /// is then dropped: its tombstone can no longer change any read.
+    /// been seen everywhere: it is *stable*. Once this replica has delivered
+    /// everything the reports hold, every operation it has not delivered was
+    /// made by a replica that had already seen the stable dots. An element
+    /// whose remove dots are all stable is then dropped, with the add dots
+    /// it may hold (adds concurrent with those removes, which lost to them):
+    /// it reads absent before and after, and any later operation on it
+    /// decides alone (a later add was made after the removes and wins; a
+    /// later remove wins over those old adds anyway).
+    ///
+    /// Like every mutator's, the returned delta must reach the other
+    /// replicas, in order with this replica's later deltas (or they catch up
+    /// by state sync): a later add of the element here does not carry the
+    /// dots the compaction dropped.
     ///
     /// Fails with [`CompactError::NotDelivered`], changing nothing, if a
     /// report holds a dot this replica has not seen. A missing replica in
@@ -194,9 +202,8 @@ where
             let doomed: Vec<E> = store
                 .iter()
                 .filter(|(_, dots)| {
-                    let mut all_stable = true;
-                    dots.for_each_dot(&mut |d| all_stable &= stable.contains(d));
-                    !dots.second().is_empty() && all_stable
+                    let removes = dots.second();
+                    !removes.is_empty() && removes.iter().all(|d| stable.contains(d))
                 })
                 .map(|(e, _)| e.clone())
                 .collect();
