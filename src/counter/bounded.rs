@@ -144,6 +144,15 @@ impl Row {
 
 /// A counter that never goes below zero: decrements spend rights held per
 /// replica (Balegas et al., SRDS 2015).
+///
+/// Increments create rights at the incrementing replica; a replica
+/// decrements or [transfers](BoundedCounter::transfer) only the rights it
+/// holds ([`BoundedCounter::rights`]), and is refused with
+/// [`BoundedError::InsufficientRights`] beyond them, so no interleaving of
+/// partitioned regions can take the value below zero. Every replica's part
+/// of the state is one row that proves it never spent more than it held;
+/// decoding checks that proof for every row, so a state in which a replica
+/// overdrew its rights is refused.
 #[derive(Clone, PartialEq, Eq, Default, Debug)]
 pub struct BoundedCounter {
     /// One row per replica that wrote, sorted by replica; no row is empty.

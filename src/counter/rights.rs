@@ -42,8 +42,9 @@ use crate::counter::BoundedCounter;
 use crate::error::BoundedError;
 use crate::replica::ReplicaId;
 
-/// The automatic rights-transfer rule of a [`BoundedCounter`] (see the
-/// [module docs](self) for what it decides).
+/// The automatic rights-transfer rule of a [`BoundedCounter`]: a replica
+/// with a surplus above the low watermark gives to the neediest peer below
+/// it ([`BoundedCounter::rebalance`] says exactly what it decides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RightsPolicy {
@@ -63,6 +64,17 @@ impl BoundedCounter {
     /// The transfer `me` should make under `policy`, as `(to, amount)`, or
     /// `None`. `peers` is the membership (replicas that never wrote hold 0
     /// rights and count as low); `me` among them is ignored.
+    ///
+    /// 1. If `me` holds no more than the low watermark: `None`.
+    /// 2. The neediest peer is the one holding the fewest rights (the
+    ///    smallest id on ties); if it holds at least the watermark: `None`.
+    /// 3. Otherwise `min((mine - theirs) / 2, mine - low_watermark)` to it:
+    ///    at most half the gap, and never below the watermark for `me`
+    ///    (`None` if that is 0).
+    ///
+    /// A pure function of the state: every replica can run it after each
+    /// merge and after its own writes; a replica that runs low is topped up
+    /// by whichever peers see it low.
     pub fn rebalance(
         &self,
         me: ReplicaId,

@@ -40,8 +40,9 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 use crate::summary::Summarize;
 
-/// A disable-wins flag (off until enabled). Its dot store holds the enable
-/// dots first and the disable dots second.
+/// A disable-wins flag (off until enabled): a disable concurrent with an
+/// enable wins; an enable that saw the disable wins. Its dot store holds the
+/// surviving enable dots first and disable dots second.
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct DwFlag(Causal<DotPair<DotSet, DotSet>>);
 

@@ -33,7 +33,9 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 use crate::summary::Summarize;
 
-/// An enable-wins flag (off until enabled).
+/// An enable-wins flag (off until enabled): an enable concurrent with a
+/// disable wins. Its dot store holds the surviving enable dots; a disabled
+/// flag holds none.
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct EwFlag(Causal<DotSet>);
 

@@ -55,8 +55,12 @@ use crate::error::{CompactError, OverflowError};
 use crate::replica::ReplicaId;
 use crate::summary::Summarize;
 
-/// A remove-wins set. Its dot store maps each element to its add dots
-/// (first) and remove dots (second).
+/// A remove-wins set: a remove concurrent with an add of the same element
+/// wins; an add that saw the remove wins.
+///
+/// Its dot store maps each element to its add dots (first) and remove dots
+/// (second). A removed element keeps its remove dot (a tombstone, counted by
+/// [`RwSet::tombstones`]) until [`RwSet::compact`] collects it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct RwSet<E>(Causal<DotMap<E, DotPair<DotSet, DotSet>>>);
 
