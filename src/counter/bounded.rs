@@ -48,6 +48,11 @@
 //! decrement's delta is the replica's whole row (a few varints) rather than
 //! one entry. Join decomposition (Enes et al., ICDE 2019) is by row.
 //!
+//! The bounded counter is not a causal type: it lives in a
+//! `Store` as a value of its own, not inside an [`OrMap`](crate::OrMap),
+//! where an observed remove would have to take rights back from replicas
+//! that may be spending them.
+//!
 //! **Reads under non-causal delivery.** A replica that receives `i`'s
 //! decrement before the transfer that funded it sees `U[i]` without the
 //! funding increment elsewhere; [`BoundedCounter::value`] then reads low
