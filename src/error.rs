@@ -96,3 +96,43 @@ pub enum ClockError {
     #[error("logical clock overflow")]
     LogicalOverflow,
 }
+
+/// A bounded-counter operation was refused; the counter is unchanged.
+///
+/// See [`BoundedCounter`](crate::BoundedCounter): a replica spends (decrements
+/// or transfers) only the rights it holds, so the counter can never go below
+/// zero, whatever the partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BoundedError {
+    /// The replica holds fewer rights than the operation spends.
+    #[error("insufficient rights: {available} available, {requested} requested")]
+    InsufficientRights {
+        /// Rights the replica holds, as far as this state knows.
+        available: u64,
+        /// Rights the operation needs.
+        requested: u64,
+    },
+    /// A transfer named the same replica as source and destination.
+    #[error("a replica cannot transfer rights to itself")]
+    SelfTransfer,
+    /// A count would exceed `u64::MAX`.
+    #[error(transparent)]
+    Overflow(#[from] OverflowError),
+}
+
+/// Tombstone collection was refused; the state is unchanged.
+///
+/// See [`RwSet::compact`](crate::RwSet::compact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// Report number `report` holds dots this replica has not delivered yet:
+    /// among them may be an add concurrent with a remove, which a collected
+    /// tombstone would no longer defeat.
+    #[error("report {report} holds dots this replica has not delivered")]
+    NotDelivered {
+        /// Index of the offending report.
+        report: usize,
+    },
+}

@@ -16,17 +16,23 @@
 //! `b` lacks from `a` (Enes et al., ICDE 2019); the sync crate uses it to send
 //! only what the other side does not have.
 //!
-//! Causal types (OR-Set, MV-Register, OR-Map, causal counter, shopping cart)
-//! are a dot store plus a [`CausalContext`]: removal leaves no tombstone.
+//! Causal types (OR-Set, MV-Register, OR-Map, causal counter, shopping cart,
+//! flags, remove-wins set) are a dot store plus a [`CausalContext`]: removal
+//! leaves no tombstone (except in the remove-wins set, where a removal must
+//! outlive the adds it defeats).
 //!
 //! ## Semantics at a glance
 //!
 //! | type | concurrent writes | removal |
 //! |---|---|---|
 //! | [`GCounter`], [`PNCounter`] | increments add up, none lost | — |
+//! | [`BoundedCounter`] | increments add up; a decrement spends rights its replica holds, so the value never goes below zero | — |
 //! | [`LwwRegister`] | the larger (HLC timestamp, replica) wins; the other write is dropped | — |
 //! | [`MvRegister`] | all concurrent values kept until a write that saw them | — |
+//! | [`EwFlag`] | enable wins over a concurrent disable | — |
+//! | [`DwFlag`] | disable wins over a concurrent enable | — |
 //! | [`OrSet`] | union | add-wins: a concurrent add survives a remove |
+//! | [`RwSet`] | union | remove-wins: a concurrent remove defeats an add; an add that saw the remove wins |
 //! | [`OrMap`] | values merge recursively | observed-remove, reset: a concurrent update survives alone |
 //! | [`ShoppingCart`] | quantities add up | an item removed without a concurrent add never comes back |
 //!
@@ -40,8 +46,10 @@ pub mod causal_state;
 pub mod clock;
 pub mod codec;
 pub mod counter;
+pub mod dot_pair;
 pub mod dot_store;
 pub mod error;
+pub mod flag;
 pub mod lattice;
 pub mod map;
 pub mod register;
@@ -52,12 +60,14 @@ pub mod summary;
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
 pub use clock::{Clock, Hlc, HlcClock, ManualClock, SystemClock};
-pub use counter::{CausalCounter, GCounter, PNCounter};
+pub use counter::{BoundedCounter, CausalCounter, GCounter, PNCounter, RightsPolicy};
+pub use dot_pair::DotPair;
 pub use dot_store::{DotFun, DotMap, DotSet, DotStore, WireStore};
-pub use error::{ClockError, DecodeError, OverflowError};
+pub use error::{BoundedError, ClockError, CompactError, DecodeError, OverflowError};
+pub use flag::{DwFlag, EwFlag};
 pub use lattice::{Decompose, Lattice};
 pub use map::{OrMap, ShoppingCart};
 pub use register::{LwwRegister, MvRegister};
 pub use replica::{Dot, ReplicaId};
-pub use set::OrSet;
+pub use set::{OrSet, RwSet};
 pub use summary::{LwwStamp, Summarize};

@@ -18,8 +18,8 @@ mod common;
 
 use accordant::codec::{decode, encode, encoded_len, Limits};
 use accordant::{
-    Causal, CausalContext, CausalCounter, CausalCrdt, DecodeError, GCounter, LwwRegister,
-    MvRegister, OrMap, OrSet, PNCounter, ShoppingCart,
+    BoundedCounter, Causal, CausalContext, CausalCounter, CausalCrdt, DecodeError, DwFlag, EwFlag,
+    GCounter, LwwRegister, MvRegister, OrMap, OrSet, PNCounter, RwSet, ShoppingCart, Summarize,
 };
 use common::{check, replay, replay_split, History, SplitMix, Subject};
 use quickcheck::TestResult;
@@ -419,6 +419,36 @@ fn merges_converge_across_splits<T: Subject>(h: History, seed: u64) -> TestResul
 }
 
 // ---------------------------------------------------------------------------
+// Summaries: catching up from a peer's summary alone.
+// ---------------------------------------------------------------------------
+
+/// `b ⊔ a.delta_for(&b.summary()) == a ⊔ b`, the delta is below `a`, and the
+/// summary survives its own codec (it travels on the wire).
+fn summary_catches_up<T: Subject + Summarize>(h: History, i: u8, j: u8) -> TestResult {
+    let r = replay::<T>(&h);
+    let (a, b) = (r.pick(i), r.pick(j));
+    let seen = b.summary();
+    let d = a.delta_for(&seen);
+    let caught_up = b.clone().joined(&d);
+    let ab = a.clone().joined(b);
+    ensure!(
+        caught_up == ab,
+        "b ⊔ a.delta_for(summary(b)) != a ⊔ b\na = {a:?}\nb = {b:?}\ndelta = {d:?}"
+    );
+    ensure!(d.leq(a), "delta_for(a, _) ⋢ a: {d:?}");
+    ensure!(
+        a.delta_for(&a.summary()).leq(a),
+        "a.delta_for(summary(a)) ⋢ a"
+    );
+    let back: Result<T::Summary, _> = decode(&encode(&seen), &Limits::default());
+    ensure!(
+        back.as_ref() == Ok(&seen),
+        "summary codec: {back:?} vs {seen:?}"
+    );
+    TestResult::passed()
+}
+
+// ---------------------------------------------------------------------------
 // Causal types: catching up from a peer's context alone.
 // ---------------------------------------------------------------------------
 
@@ -432,6 +462,13 @@ trait CausalSubject: Subject + CausalCrdt {
 impl CausalSubject for CausalCounter {}
 impl CausalSubject for MvRegister<u8> {}
 impl CausalSubject for ShoppingCart<u8> {}
+impl CausalSubject for EwFlag {}
+impl CausalSubject for DwFlag {}
+impl CausalSubject for RwSet<u8> {
+    fn own_delta_since(&self, seen: &CausalContext) -> Option<Self> {
+        Some(self.delta_since(seen))
+    }
+}
 impl CausalSubject for OrSet<u8> {
     fn own_delta_since(&self, seen: &CausalContext) -> Option<Self> {
         Some(self.delta_since(seen))
@@ -502,6 +539,7 @@ macro_rules! laws_for {
                     codec_accepts_only_canonical_bytes(History, u8, Vec<(u8, u8, bool)>) x CASES;
                     encoding_is_canonical(History, u64) x FEWER;
                     merges_converge_across_splits(History, u64) x FEWER;
+                    summary_catches_up(History, u8, u8) x CASES;
                 }
                 $( causal_laws!($causal $ty); )?
             }
@@ -529,4 +567,11 @@ laws_for! {
     or_map_of_causal_counters: OrMap<u8, CausalCounter>, causal;
     nested_or_map: OrMap<u8, OrMap<u8, OrSet<u8>>>, causal;
     shopping_cart: ShoppingCart<u8>, causal;
+    bounded_counter: BoundedCounter;
+    ew_flag: EwFlag, causal;
+    dw_flag: DwFlag, causal;
+    rw_set: RwSet<u8>, causal;
+    or_map_of_ew_flags: OrMap<u8, EwFlag>, causal;
+    or_map_of_dw_flags: OrMap<u8, DwFlag>, causal;
+    or_map_of_rw_sets: OrMap<u8, RwSet<u8>>, causal;
 }

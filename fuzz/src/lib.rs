@@ -8,8 +8,9 @@ use std::fmt::Debug;
 
 use accordant::codec::{decode, encode, Canonical, Limits};
 use accordant::{
-    CausalCounter, DecodeError, Decompose, GCounter, Hlc, Lattice, LwwRegister, MvRegister, OrMap,
-    OrSet, PNCounter, ReplicaId, ShoppingCart, Summarize,
+    BoundedCounter, BoundedError, CausalCounter, DecodeError, Decompose, DwFlag, EwFlag, GCounter,
+    Hlc, Lattice, LwwRegister, MvRegister, OrMap, OrSet, PNCounter, ReplicaId, RightsPolicy, RwSet,
+    ShoppingCart, Summarize,
 };
 use arbitrary::Arbitrary;
 
@@ -34,12 +35,28 @@ where
     Ok(())
 }
 
-/// Dispatches [`check_decode`] on the first byte: one type per value.
+/// A decoded bounded counter keeps its invariant: no replica holds
+/// negative rights (by construction of the type), and the rights cover the
+/// value, replica by replica, whatever the peer sent.
+pub fn check_decode_bounded(bytes: &[u8]) -> Result<(), DecodeError> {
+    check_decode::<BoundedCounter>(bytes)?;
+    let c: BoundedCounter = decode(bytes, &Limits::new(1 << 16))?;
+    let rights: u128 = c.replicas().iter().map(|r| u128::from(c.rights(*r))).sum();
+    assert!(
+        rights >= u128::from(c.value()),
+        "rights {rights} do not cover the value {}",
+        c.value()
+    );
+    Ok(())
+}
+
+/// Dispatches [`check_decode`] on the first byte: one type per value. Tags
+/// 0-8 keep the meaning they had before the newer types (9-14) existed.
 pub fn decode_any(data: &[u8]) {
     let Some((&tag, rest)) = data.split_first() else {
         return;
     };
-    let _ = match tag % 9 {
+    let _ = match tag % 15 {
         0 => check_decode::<GCounter>(rest),
         1 => check_decode::<PNCounter>(rest),
         2 => check_decode::<CausalCounter>(rest),
@@ -48,7 +65,13 @@ pub fn decode_any(data: &[u8]) {
         5 => check_decode::<OrSet<u8>>(rest),
         6 => check_decode::<OrMap<u8, OrSet<u8>>>(rest),
         7 => check_decode::<OrMap<u8, OrMap<u8, MvRegister<u8>>>>(rest),
-        _ => check_decode::<ShoppingCart<u8>>(rest),
+        8 => check_decode::<ShoppingCart<u8>>(rest),
+        9 => check_decode_bounded(rest),
+        10 => check_decode::<EwFlag>(rest),
+        11 => check_decode::<DwFlag>(rest),
+        12 => check_decode::<RwSet<u8>>(rest),
+        13 => check_decode::<OrMap<u8, DwFlag>>(rest),
+        _ => check_decode::<OrMap<u8, RwSet<u8>>>(rest),
     };
 }
 
@@ -217,6 +240,141 @@ impl Fuzzed for ShoppingCart<u8> {
     }
 }
 
+/// A bounded-counter operation.
+#[derive(Arbitrary, Debug)]
+pub enum BoundedOp {
+    /// Increment.
+    Inc(u8),
+    /// Decrement (refused beyond the replica's rights).
+    Dec(u8),
+    /// Transfer rights to a replica.
+    Transfer(ReplicaId, u8),
+    /// The automatic policy over replicas 0-7, with this low watermark.
+    Rebalance(u8),
+    /// An increment of `u64::MAX`, to reach the overflow checks.
+    Huge,
+}
+
+impl Fuzzed for BoundedCounter {
+    type Op = BoundedOp;
+    /// Also checks what each operation promises: a decrement or transfer
+    /// spends exactly its amount of the spender's rights or is refused
+    /// because they fall short; the policy never leaves the donor below the
+    /// watermark.
+    fn apply(&mut self, r: ReplicaId, op: &BoundedOp) -> Option<Self> {
+        let held = self.rights(r);
+        let spend = |result: Result<Self, BoundedError>, amount: u64, me: &Self| match result {
+            Ok(d) => {
+                assert_eq!(me.rights(r), held - amount, "spent exactly the amount");
+                Some(d)
+            }
+            Err(BoundedError::InsufficientRights {
+                available,
+                requested,
+            }) => {
+                assert_eq!((available, requested), (held, amount));
+                assert!(available < requested);
+                None
+            }
+            Err(_) => None,
+        };
+        match op {
+            BoundedOp::Inc(n) => self.increment(r, u64::from(*n)).ok(),
+            BoundedOp::Dec(n) => {
+                let res = self.decrement(r, u64::from(*n));
+                spend(res, u64::from(*n), self)
+            }
+            BoundedOp::Transfer(to, n) => {
+                let res = self.transfer(r, *to, u64::from(*n));
+                if *to == r {
+                    assert_eq!(res, Err(BoundedError::SelfTransfer));
+                    return None;
+                }
+                spend(res, u64::from(*n), self)
+            }
+            BoundedOp::Rebalance(w) => {
+                let policy = RightsPolicy::new(u64::from(*w));
+                let peers = (0..8u128).map(ReplicaId::from_u128);
+                let d = self.apply_rebalance(r, peers, &policy).ok().flatten()?;
+                assert!(self.rights(r) >= policy.low_watermark, "donor went low");
+                Some(d)
+            }
+            BoundedOp::Huge => self.increment(r, u64::MAX).ok(),
+        }
+    }
+}
+
+/// A flag operation.
+#[derive(Arbitrary, Debug)]
+pub enum FlagOp {
+    /// Enable.
+    Enable,
+    /// Disable.
+    Disable,
+}
+
+impl Fuzzed for EwFlag {
+    type Op = FlagOp;
+    fn apply(&mut self, r: ReplicaId, op: &FlagOp) -> Option<Self> {
+        let d = match op {
+            FlagOp::Enable => self.enable(r).ok()?,
+            FlagOp::Disable => self.disable(),
+        };
+        assert_eq!(self.is_enabled(), matches!(op, FlagOp::Enable));
+        Some(d)
+    }
+}
+
+impl Fuzzed for DwFlag {
+    type Op = FlagOp;
+    fn apply(&mut self, r: ReplicaId, op: &FlagOp) -> Option<Self> {
+        let d = match op {
+            FlagOp::Enable => self.enable(r).ok()?,
+            FlagOp::Disable => self.disable(r).ok()?,
+        };
+        assert_eq!(self.is_enabled(), matches!(op, FlagOp::Enable));
+        Some(d)
+    }
+}
+
+/// A remove-wins set operation on a small element domain.
+#[derive(Arbitrary, Debug)]
+pub enum RwOp {
+    /// Add.
+    Add(u8),
+    /// Remove.
+    Remove(u8),
+    /// Collect tombstones, reporting only this replica's context (the
+    /// lattice laws hold whatever the reports; only semantics need them all).
+    Compact,
+}
+
+impl Fuzzed for RwSet<u8> {
+    type Op = RwOp;
+    fn apply(&mut self, r: ReplicaId, op: &RwOp) -> Option<Self> {
+        match op {
+            RwOp::Add(e) => {
+                let d = self.add(r, e % 16).ok()?;
+                assert!(self.contains(&(e % 16)), "an add wins over what it saw");
+                Some(d)
+            }
+            RwOp::Remove(e) => {
+                let d = self.remove(r, e % 16).ok()?;
+                assert!(!self.contains(&(e % 16)));
+                Some(d)
+            }
+            RwOp::Compact => {
+                let own = self.context().clone();
+                let len = self.len();
+                let d = self.compact([&own]).ok()?;
+                assert_eq!(self.tombstones(), 0);
+                assert_eq!(self.len(), len, "compaction changes no read");
+                Some(d)
+            }
+        }
+    }
+}
+
 /// One step of a history over a few replicas.
 #[derive(Arbitrary, Debug)]
 pub enum Step<Op> {
@@ -360,6 +518,18 @@ pub enum AnyHistory {
     MapOfCounters(History<MapOp<CausalCounterOp>>),
     /// Shopping cart.
     Cart(History<CartOp>),
+    /// Bounded counter.
+    Bounded(History<BoundedOp>),
+    /// Enable-wins flag.
+    EwFlag(History<FlagOp>),
+    /// Disable-wins flag.
+    DwFlag(History<FlagOp>),
+    /// Remove-wins set.
+    RwSet(History<RwOp>),
+    /// Map of disable-wins flags.
+    MapOfDwFlags(History<MapOp<FlagOp>>),
+    /// Map of remove-wins sets.
+    MapOfRwSets(History<MapOp<RwOp>>),
 }
 
 /// Runs whichever history the input chose.
@@ -375,6 +545,12 @@ pub fn check_any(h: &AnyHistory) {
         AnyHistory::MapOfMaps(h) => check_history::<OrMap<u8, OrMap<u8, MvRegister<u8>>>>(h),
         AnyHistory::MapOfCounters(h) => check_history::<OrMap<u8, CausalCounter>>(h),
         AnyHistory::Cart(h) => check_history::<ShoppingCart<u8>>(h),
+        AnyHistory::Bounded(h) => check_history::<BoundedCounter>(h),
+        AnyHistory::EwFlag(h) => check_history::<EwFlag>(h),
+        AnyHistory::DwFlag(h) => check_history::<DwFlag>(h),
+        AnyHistory::RwSet(h) => check_history::<RwSet<u8>>(h),
+        AnyHistory::MapOfDwFlags(h) => check_history::<OrMap<u8, DwFlag>>(h),
+        AnyHistory::MapOfRwSets(h) => check_history::<OrMap<u8, RwSet<u8>>>(h),
     }
 }
 

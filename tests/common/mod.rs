@@ -20,8 +20,8 @@ use std::fmt::Debug;
 
 use accordant::codec::Canonical;
 use accordant::{
-    CausalCounter, Decompose, GCounter, Hlc, Lattice, LwwRegister, MvRegister, OrMap, OrSet,
-    PNCounter, ReplicaId, ShoppingCart,
+    BoundedCounter, CausalCounter, Decompose, DwFlag, EwFlag, GCounter, Hlc, Lattice, LwwRegister,
+    MvRegister, OrMap, OrSet, PNCounter, ReplicaId, RightsPolicy, RwSet, ShoppingCart,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 
@@ -447,6 +447,111 @@ impl Subject for ShoppingCart<u8> {
             0..=3 => self.add(at, item, u64::from(op.b % 3) + 1).ok(),
             4 => self.set_quantity(at, item, u64::from(op.b % 3)).ok(),
             5 | 6 => Some(self.remove_item(&item)),
+            _ => Some(self.clear()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bounded counter, flags, remove-wins set.
+// ---------------------------------------------------------------------------
+
+impl Subject for BoundedCounter {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        match op.kind % 8 {
+            0..=2 => self.increment(at, u64::from(op.a % 5)).ok(),
+            3 | 4 => self.decrement(at, u64::from(op.a % 4)).ok(),
+            // To any of the 4 replicas a history can have (itself included:
+            // refused), so rights travel and are spent elsewhere.
+            5 | 6 => self
+                .transfer(at, replica(usize::from(op.b % 4)), u64::from(op.a % 4))
+                .ok(),
+            _ => {
+                let peers = (0..4).map(replica);
+                let policy = RightsPolicy::new(u64::from(op.b % 6));
+                self.apply_rebalance(at, peers, &policy).ok().flatten()
+            }
+        }
+    }
+}
+
+fn ew_op(f: &mut EwFlag, at: ReplicaId, kind: u8) -> Option<EwFlag> {
+    match kind % 3 {
+        0 | 1 => f.enable(at).ok(),
+        _ => Some(f.disable()),
+    }
+}
+
+impl Subject for EwFlag {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        ew_op(self, at, op.kind)
+    }
+}
+
+fn dw_op(f: &mut DwFlag, at: ReplicaId, kind: u8) -> Option<DwFlag> {
+    match kind % 2 {
+        0 => f.enable(at).ok(),
+        _ => f.disable(at).ok(),
+    }
+}
+
+impl Subject for DwFlag {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        dw_op(self, at, op.kind)
+    }
+}
+
+/// Compaction here reports only the replica's own context: that breaks the
+/// operation's precondition (every replica must report), which costs
+/// semantics, never the lattice laws this drives. `tests/new_types.rs`
+/// drives it with real reports.
+fn rw_op(s: &mut RwSet<u8>, at: ReplicaId, kind: u8, x: u8) -> Option<RwSet<u8>> {
+    match kind % 8 {
+        0..=3 => s.add(at, elem(x)).ok(),
+        4..=6 => s.remove(at, elem(x)).ok(),
+        _ => {
+            let own = s.context().clone();
+            s.compact([&own]).ok()
+        }
+    }
+}
+
+impl Subject for RwSet<u8> {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        rw_op(self, at, op.kind, op.a)
+    }
+}
+
+impl Subject for OrMap<u8, EwFlag> {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        let k = key(op.a);
+        match op.kind % 8 {
+            0..=5 => self.try_update(k, |f| ew_op(f, at, op.b).ok_or(())).ok(),
+            6 => Some(self.remove(&k)),
+            _ => Some(self.clear()),
+        }
+    }
+}
+
+impl Subject for OrMap<u8, DwFlag> {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        let k = key(op.a);
+        match op.kind % 8 {
+            0..=5 => self.try_update(k, |f| dw_op(f, at, op.b).ok_or(())).ok(),
+            6 => Some(self.remove(&k)),
+            _ => Some(self.clear()),
+        }
+    }
+}
+
+impl Subject for OrMap<u8, RwSet<u8>> {
+    fn apply(&mut self, at: ReplicaId, op: Op) -> Option<Self> {
+        let k = key(op.a);
+        match op.kind % 8 {
+            0..=5 => self
+                .try_update(k, |s| rw_op(s, at, op.b, op.c).ok_or(()))
+                .ok(),
+            6 => Some(self.remove(&k)),
             _ => Some(self.clear()),
         }
     }

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use accordant::codec::{encode, Canonical};
 use accordant::{
-    CausalCounter, GCounter, Hlc, LwwRegister, MvRegister, OrMap, OrSet, PNCounter, ReplicaId,
-    ShoppingCart,
+    BoundedCounter, CausalCounter, DwFlag, EwFlag, GCounter, Hlc, Lattice, LwwRegister, MvRegister,
+    OrMap, OrSet, PNCounter, ReplicaId, RwSet, ShoppingCart,
 };
 use accordant_sync::session::{Session, SessionConfig};
 use accordant_sync::store::{Store, StoreKey, StoreValue};
@@ -99,6 +99,41 @@ fn main() {
     write(&dir, "map_of_sets", &tagged(6, &m));
     write(&dir, "map_of_maps", &tagged(7, &mm));
     write(&dir, "cart", &tagged(8, &cart));
+
+    // The bounded counter, the flags and the remove-wins set (tags 9-14).
+    let mut bc = BoundedCounter::new();
+    let _ = bc.increment(r(0), 100);
+    let _ = bc.transfer(r(0), r(1), 30);
+    let _ = bc.transfer(r(1), r(2), 10);
+    let _ = bc.decrement(r(2), 4);
+    let _ = bc.decrement(r(0), 7);
+    let (mut ew, mut dw, mut dw2) = (EwFlag::new(), DwFlag::new(), DwFlag::new());
+    let _ = ew.enable(r(0));
+    let _ = dw.enable(r(0));
+    let _ = dw2.disable(r(1));
+    dw.join(&dw2);
+    let mut rw = RwSet::new();
+    let mut mdw: OrMap<u8, DwFlag> = OrMap::new();
+    let mut mrw: OrMap<u8, RwSet<u8>> = OrMap::new();
+    for i in 0..3u8 {
+        let rep = r(u128::from(i));
+        let _ = rw.add(rep, i);
+        let _ = mdw.try_update(i, |f| {
+            if i == 1 {
+                f.disable(rep)
+            } else {
+                f.enable(rep)
+            }
+        });
+        let _ = mrw.try_update(i, |s| s.remove(rep, i));
+    }
+    let _ = rw.remove(r(2), 0);
+    write(&dir, "bounded_counter", &tagged(9, &bc));
+    write(&dir, "ew_flag", &tagged(10, &ew));
+    write(&dir, "dw_flag", &tagged(11, &dw));
+    write(&dir, "rw_set", &tagged(12, &rw));
+    write(&dir, "map_of_dw_flags", &tagged(13, &mdw));
+    write(&dir, "map_of_rw_sets", &tagged(14, &mrw));
 
     // Every message kind, recorded from a real session with divergence.
     let dir = root.join("decode_message");
