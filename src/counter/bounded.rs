@@ -406,7 +406,7 @@ impl Decompose for BoundedCounter {
                 .filter(|(r, row)| {
                     other
                         .row(r)
-                        .map_or(true, |theirs| row.order(theirs) == Ordering::Greater)
+                        .is_none_or(|theirs| row.order(theirs) == Ordering::Greater)
                 })
                 .cloned()
                 .collect(),
