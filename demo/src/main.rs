@@ -2,8 +2,8 @@
 //! lost.
 //!
 //! ```text
-//! cargo run --release --example active_active
-//! cargo run --release --example active_active -- --help
+//! cargo run --release -p accordant-demo
+//! cargo run --release -p accordant-demo -- --help
 //! ```
 //!
 //! Starts EU, US-East and AP-South as `accordant_sync::net` nodes on
@@ -48,7 +48,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const HELP: &str = "\
-active_active: three regions on loopback TCP, a split brain, a heal.
+active-active: three regions on loopback TCP, a split brain, a heal.
 
 options:
   --regions LIST      comma-separated regions (default eu,us-east,ap-south;
@@ -63,6 +63,8 @@ options:
                       write's delta once (default), `acked` runs the
                       delta-interval replicator with acks, BP and RR
   --quiet             no progress line
+  --log LEVEL         log the nodes' events to stderr through `tracing`
+                      (error, warn, info, debug or trace; default: none)
 ";
 
 struct Options {
@@ -75,6 +77,7 @@ struct Options {
     seed: u64,
     acked: bool,
     quiet: bool,
+    log: Option<tracing::Level>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -88,6 +91,7 @@ fn parse_args() -> Result<Options, String> {
         seed: 7,
         acked: false,
         quiet: false,
+        log: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -96,6 +100,13 @@ fn parse_args() -> Result<Options, String> {
         match flag.as_str() {
             "--help" | "-h" => return Err(String::new()),
             "--quiet" => o.quiet = true,
+            "--log" => {
+                let v = value()?;
+                o.log = Some(
+                    v.parse()
+                        .map_err(|_| format!("--log {v}: error, warn, info, debug or trace"))?,
+                );
+            }
             "--regions" => {
                 o.regions = value()?
                     .split(',')
@@ -454,10 +465,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("active_active: {e}\n\n{HELP}");
+            eprintln!("active-active: {e}\n\n{HELP}");
             return ExitCode::from(2);
         }
     };
+    if let Some(level) = opts.log {
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -467,7 +484,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("active_active: {e}");
+            eprintln!("active-active: {e}");
             ExitCode::FAILURE
         }
     }

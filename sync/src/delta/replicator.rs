@@ -10,6 +10,8 @@ use accordant::Lattice;
 
 use std::time::Duration;
 
+use tracing::{debug, info};
+
 use super::{wire, Config, ReplicaState, Stats, Strategy, Transmit};
 use crate::error::SyncError;
 use crate::host::{HostConfig, HostEvent, HostedSession, Outcome, SessionHost};
@@ -522,6 +524,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             x.wait = 1u32 << x.failures.min(5);
         }
         let payload = state.encode_state();
+        debug!(peer = ?p, bytes = payload.len(), "state transfer");
         self.stats.state_transfers += 1;
         self.stats.states_sent += 1;
         self.stats.payload_bytes_sent += payload.len() as u64;
@@ -645,6 +648,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
                 retired.rotate_right(1);
                 retired[0] = old;
                 self.stats.peer_restarts += 1;
+                info!(peer = ?from, old, new = inc, "neighbour restarted: treated as a new neighbour");
                 self.host.forget(from);
                 self.after_host();
                 let mut fresh = Peer::new(self.floor());
@@ -685,6 +689,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         if start > peer.recv {
             // The causal merging condition fails: we lack [recv, start).
             self.stats.groups_refused += 1;
+            debug!(peer = ?from, have = peer.recv, start, "delta-interval refused: a gap before it");
             let have = peer.recv;
             self.stats.acks_sent += 1;
             self.send(from, wire::ack(me, from_inc, have));

@@ -98,290 +98,25 @@
 //! assert_eq!(stores[0].root_digest(), stores[1].root_digest());
 //! ```
 
+mod config;
 mod envelope;
+mod event;
+mod hosted;
+mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use tracing::{debug, info, warn};
+
 use crate::error::SyncError;
 use crate::rng::SplitMix64;
-use crate::session::{Session, SessionStats};
-use crate::store::{Store, StoreKey, StoreValue};
 
+pub use config::HostConfig;
 use envelope::{Envelope, Kind};
-
-/// A session the host can run: the sans-IO state machine of one side.
-///
-/// [`Session`] is one (its store is a [`Store`]); the TCP node hosts
-/// type-erased sessions, and the delta replicator hosts its state's
-/// session, each through this trait.
-pub trait HostedSession {
-    /// What the session reads and writes when it handles a message.
-    type Store: ?Sized;
-
-    /// Feeds one message of the peer's, in order.
-    fn handle(&mut self, store: &mut Self::Store, msg: &[u8]) -> Result<(), SyncError>;
-
-    /// The next message to send, if any.
-    fn poll_transmit(&mut self) -> Option<Vec<u8>>;
-
-    /// Whether the session is over on this side (verified).
-    fn is_done(&self) -> bool;
-
-    /// What the session has sent and received so far.
-    fn stats(&self) -> SessionStats;
-}
-
-impl<K: StoreKey, V: StoreValue> HostedSession for Session<K, V> {
-    type Store = Store<K, V>;
-
-    fn handle(&mut self, store: &mut Store<K, V>, msg: &[u8]) -> Result<(), SyncError> {
-        Session::handle(self, store, msg)
-    }
-
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Session::poll_transmit(self)
-    }
-
-    fn is_done(&self) -> bool {
-        Session::is_done(self)
-    }
-
-    fn stats(&self) -> SessionStats {
-        *Session::stats(self)
-    }
-}
-
-impl<T: HostedSession + ?Sized> HostedSession for Box<T> {
-    type Store = T::Store;
-
-    fn handle(&mut self, store: &mut T::Store, msg: &[u8]) -> Result<(), SyncError> {
-        (**self).handle(store, msg)
-    }
-
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (**self).poll_transmit()
-    }
-
-    fn is_done(&self) -> bool {
-        (**self).is_done()
-    }
-
-    fn stats(&self) -> SessionStats {
-        (**self).stats()
-    }
-}
-
-/// Settings of a [`SessionHost`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HostConfig {
-    /// A session that accepts no message for this long is abandoned (it
-    /// must exceed a round trip plus the time to send the largest turn).
-    pub session_timeout: Duration,
-    /// First delay before a failed session this side initiated is retried;
-    /// doubles per consecutive failure with that peer.
-    pub retry_after: Duration,
-    /// The longest retry delay (before jitter: up to half again is added).
-    pub retry_max: Duration,
-    /// Sessions at once, all peers together; a peer's new session beyond
-    /// it is refused with an abort (the peer retries later), so a replica
-    /// far behind is not sent the same values by every peer at once.
-    pub max_sessions: usize,
-    /// Drop duplicates and hold early messages (by their index) instead of
-    /// passing them to the session as they come. Off only to test what a
-    /// session does with a raw, unordered stream.
-    pub dedupe: bool,
-    /// How far ahead of the next expected message one may arrive and be
-    /// held.
-    pub reorder_window: u32,
-    /// Bytes of early messages held per session.
-    pub reorder_bytes: usize,
-}
-
-impl Default for HostConfig {
-    /// A 2 s session timeout, retries from 200 ms up to 5 s, no cap on
-    /// sessions, dedupe with a window of 64 messages and 16 MiB.
-    fn default() -> Self {
-        HostConfig {
-            session_timeout: Duration::from_secs(2),
-            retry_after: Duration::from_millis(200),
-            retry_max: Duration::from_secs(5),
-            max_sessions: usize::MAX,
-            dedupe: true,
-            reorder_window: 64,
-            reorder_bytes: 16 << 20,
-        }
-    }
-}
-
-impl HostConfig {
-    /// Sets the session timeout.
-    pub fn with_session_timeout(mut self, t: Duration) -> Self {
-        self.session_timeout = t;
-        self
-    }
-
-    /// Sets the first retry delay and the cap.
-    pub fn with_retry(mut self, after: Duration, max: Duration) -> Self {
-        self.retry_after = after;
-        self.retry_max = max;
-        self
-    }
-
-    /// Sets the cap on sessions at once.
-    pub fn with_max_sessions(mut self, n: usize) -> Self {
-        self.max_sessions = n;
-        self
-    }
-
-    /// Turns deduplication on or off.
-    pub fn with_dedupe(mut self, dedupe: bool) -> Self {
-        self.dedupe = dedupe;
-        self
-    }
-}
-
-/// A session as the host names it: the initiator's session number and
-/// whether this side initiated it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionId {
-    /// The initiator's session number.
-    pub number: u64,
-    /// This side initiated it (the initiator bit, seen from here).
-    pub initiated_here: bool,
-}
-
-/// An envelope to send to a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit<P> {
-    /// The peer.
-    pub to: P,
-    /// The bytes: the host's envelope around a session message.
-    pub bytes: Vec<u8>,
-}
-
-/// How a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// Both sides verified what the session reconciled.
-    Completed,
-    /// The session failed with this error (see
-    /// [`SyncError::is_peer_fault`]); the peer was told.
-    Failed(SyncError),
-    /// Nothing accepted for [`HostConfig::session_timeout`]; the peer was
-    /// told.
-    TimedOut,
-    /// The peer dropped it.
-    AbortedByPeer,
-    /// Replaced by the peer's session: both opened at once and the peer's
-    /// won the tie-break, or the peer opened a new session, which means it
-    /// had dropped this one.
-    Superseded,
-    /// Dropped here through [`SessionHost::abort`].
-    Aborted,
-}
-
-/// A session that ended, given back with how it ended.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct SessionEnd<P, T> {
-    /// The peer.
-    pub peer: P,
-    /// The session's id.
-    pub id: SessionId,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The session itself (its statistics, its state).
-    pub session: T,
-    /// Time from its start to its end.
-    pub elapsed: Duration,
-}
-
-/// What happened in the host, in order.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum HostEvent<P, T> {
-    /// A peer opened a session and this side responds.
-    Accepted {
-        /// The peer.
-        peer: P,
-        /// The session's id.
-        id: SessionId,
-    },
-    /// A session ended (either role).
-    Ended(SessionEnd<P, T>),
-    /// A peer's session was refused at [`HostConfig::max_sessions`].
-    Refused {
-        /// The peer.
-        peer: P,
-    },
-    /// A failed session this side initiated may be retried now.
-    RetryDue {
-        /// The peer.
-        peer: P,
-    },
-}
-
-/// Why [`SessionHost::initiate`] did not start a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Busy {
-    /// A session with that peer is running.
-    PeerBusy,
-    /// [`HostConfig::max_sessions`] sessions are running.
-    AtCapacity,
-}
-
-/// What the host did with messages and sessions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HostStats {
-    /// Envelopes handed to the host.
-    pub messages_received: u64,
-    /// Envelopes the host queued.
-    pub messages_sent: u64,
-    /// Envelopes dropped before reaching a session: malformed, for an
-    /// unknown or stale session.
-    pub messages_ignored: u64,
-    /// Envelopes dropped as duplicates or beyond the reorder window.
-    pub messages_deduped: u64,
-    /// Envelopes that arrived early and were held.
-    pub messages_held: u64,
-    /// Sessions started here.
-    pub sessions_initiated: u64,
-    /// Peers' sessions accepted here.
-    pub sessions_accepted: u64,
-    /// Sessions (either role) that completed here.
-    pub sessions_completed: u64,
-    /// Of those, the ones initiated here.
-    pub sessions_completed_initiated: u64,
-    /// Sessions that failed with an error here.
-    pub sessions_failed: u64,
-    /// Of those, failures that were the peer's fault
-    /// ([`SyncError::is_peer_fault`]).
-    pub sessions_failed_peer_fault: u64,
-    /// Of those, sessions whose stores kept changing through every pass
-    /// ([`SyncError::NotConverged`]).
-    pub sessions_not_converged: u64,
-    /// Sessions the peer aborted.
-    pub sessions_aborted_by_peer: u64,
-    /// Sessions abandoned after the timeout.
-    pub sessions_timed_out: u64,
-    /// Sessions replaced by the peer's.
-    pub sessions_superseded: u64,
-    /// Sessions dropped through [`SessionHost::abort`].
-    pub sessions_aborted: u64,
-    /// Peers' sessions refused at the cap.
-    pub sessions_refused: u64,
-    /// Round trips of the completed sessions initiated here.
-    pub round_trips: u64,
-    /// The most round trips one completed session initiated here took.
-    pub max_round_trips: u64,
-    /// Keys whose state the ended sessions sent.
-    pub keys_sent: u64,
-}
+pub use event::{Busy, HostEvent, Outcome, SessionEnd, SessionId, Transmit};
+pub use hosted::HostedSession;
+pub use stats::HostStats;
 
 /// A running session.
 #[derive(Debug)]
@@ -531,6 +266,7 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
         self.slots.insert(peer, slot);
         self.peers.entry(peer).or_default().retry_at = None;
         self.stats.sessions_initiated += 1;
+        debug!(?peer, session = id.number, "session initiated");
         self.flush(peer);
         self.finish_if_done(peer);
         Ok(id)
@@ -752,6 +488,7 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
             }
         }
         if !self.slots.contains_key(&from) && self.slots.len() >= self.config.max_sessions {
+            info!(peer = ?from, session = env.sid, "session refused: at the cap on sessions");
             self.stats.sessions_refused += 1;
             let abort = envelope::encode(Kind::AbortByResponder, env.sid, 0, 0, &[]);
             self.send(from, abort);
@@ -780,6 +517,7 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
         let id = slot.id();
         self.slots.insert(from, slot);
         self.stats.sessions_accepted += 1;
+        debug!(peer = ?from, session = id.number, "session accepted");
         self.events
             .push_back(HostEvent::Accepted { peer: from, id });
         self.feed(from, 0, env.payload, store);
@@ -965,6 +703,23 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
         }
         let id = slot.id();
         let elapsed = self.now.saturating_sub(slot.started);
+        match &outcome {
+            Outcome::Failed(e) if e.is_peer_fault() => warn!(
+                ?peer, session = id.number, initiator = slot.initiator, error = %e,
+                "session failed: the peer broke the protocol; nothing of its message was applied"
+            ),
+            _ => debug!(
+                ?peer,
+                session = id.number,
+                initiator = slot.initiator,
+                ?outcome,
+                bytes_sent = stats.bytes_sent,
+                bytes_received = stats.bytes_received,
+                round_trips = stats.round_trips(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "session ended"
+            ),
+        }
         self.events.push_back(HostEvent::Ended(SessionEnd {
             peer,
             id,

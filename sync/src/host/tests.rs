@@ -7,7 +7,8 @@ use std::time::Duration;
 use accordant::{GCounter, ReplicaId};
 
 use super::*;
-use crate::session::SessionConfig;
+use crate::session::{Session, SessionConfig};
+use crate::store::Store;
 
 type S = Store<u32, GCounter>;
 type H = SessionHost<usize, Session<u32, GCounter>>;

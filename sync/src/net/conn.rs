@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::channel::{ErasedChannel, ErasedSession};
 use super::error::NetError;
@@ -100,7 +100,12 @@ where
             };
         }
     };
-    let result = established(env, rd, wr, reader, dialed, peer, name).await;
+    // Every event of the connection, the host's included (whose "peer" is
+    // then a channel index), carries the node and the peer.
+    let span = info_span!("connection", node = env.shared.config.id, %peer, peer_name = %name);
+    let result = established(env, rd, wr, reader, dialed, peer, name)
+        .instrument(span)
+        .await;
     ConnEnd {
         established: true,
         result,
@@ -323,7 +328,6 @@ impl Conn {
         let now = self.now();
         if self.host.initiate(now, c, session).is_ok() {
             self.shared().counters.sessions_initiated.add(1);
-            debug!(peer = %self.peer, channel = %self.channel_name(c), "session started");
         }
     }
 
@@ -348,15 +352,12 @@ impl Conn {
             let mut retries = Vec::new();
             while let Some(e) = self.host.poll_event() {
                 match e {
-                    HostEvent::Accepted { peer: c, .. } => {
+                    HostEvent::Accepted { .. } => {
                         self.shared().counters.sessions_responded.add(1);
-                        debug!(peer = %self.peer, channel = %self.channel_name(c), "session accepted");
                     }
                     HostEvent::Ended(end) => self.on_ended(end),
                     HostEvent::RetryDue { peer: c } => retries.push(c),
-                    HostEvent::Refused { peer: c } => {
-                        debug!(peer = %self.peer, channel = %self.channel_name(c), "session refused");
-                    }
+                    HostEvent::Refused { .. } => {}
                 }
             }
             let idle = frames.is_empty() && retries.is_empty();
@@ -394,7 +395,7 @@ impl Conn {
                     peer = %self.peer, %channel, initiator,
                     bytes_sent = stats.bytes_sent, bytes_received = stats.bytes_received,
                     round_trips = stats.round_trips(), elapsed_ms = end.elapsed.as_millis() as u64,
-                    "session completed"
+                    "anti-entropy completed"
                 );
                 let next = Instant::now() + self.jittered(self.env.shared.config.ae_interval);
                 self.next_ae[usize::from(c)] = next;
@@ -412,14 +413,14 @@ impl Conn {
                 counters.sessions_failed.add(1);
                 if e.is_peer_fault() {
                     counters.peer_faults.add(1);
-                    warn!(peer = %self.peer, %channel, error = %e, "session refused the peer's message");
+                    warn!(peer = %self.peer, %channel, error = %e, "refused the peer's session message");
                 }
             }
             Outcome::TimedOut => counters.sessions_timed_out.add(1),
             Outcome::AbortedByPeer => counters.sessions_failed.add(1),
             _ => {}
         }
-        debug!(peer = %self.peer, %channel, initiator, outcome = ?end.outcome, "session ended");
+        debug!(peer = %self.peer, %channel, initiator, outcome = ?end.outcome, "anti-entropy ended");
         self.env.shared.emit(NodeEvent::SessionEnded {
             peer: self.peer,
             channel,
