@@ -34,8 +34,15 @@ pub struct NodeConfig {
     pub session_timeout: Duration,
     /// First delay before reconnecting; doubles per failure.
     pub backoff_initial: Duration,
-    /// Largest delay between reconnection attempts.
+    /// Largest delay between reconnection attempts that failed outright
+    /// (refused, reset).
     pub backoff_max: Duration,
+    /// While a peer does not answer, a new TCP connect starts this often,
+    /// overlapping those still waiting: a healed partition is noticed
+    /// within about this plus one round trip.
+    pub dial_probe: Duration,
+    /// TCP connects to one peer in flight at once.
+    pub dial_parallel: usize,
     /// Delta frames queued per peer before new ones are dropped.
     pub delta_queue: usize,
     /// Session and control frames queued per connection.
@@ -69,6 +76,8 @@ impl NodeConfig {
             session_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            dial_probe: Duration::from_millis(200),
+            dial_parallel: 8,
             delta_queue: 1024,
             ctrl_queue: 256,
             tick: Duration::from_millis(25),
@@ -105,6 +114,14 @@ impl NodeConfig {
         self.connect_timeout = connect;
         self.write_timeout = write;
         self.session_timeout = session;
+        self
+    }
+
+    /// Sets how often overlapping connection attempts start while a peer
+    /// does not answer, and how many may be in flight.
+    pub fn with_dial_probe(mut self, every: Duration, parallel: usize) -> Self {
+        self.dial_probe = every;
+        self.dial_parallel = parallel.max(1);
         self
     }
 

@@ -53,14 +53,6 @@ pub(crate) struct ConnEnv {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
-/// How a connection ended.
-pub(crate) struct ConnEnd {
-    /// Whether the handshake completed.
-    pub(crate) established: bool,
-    /// `Ok` for a graceful end (`Bye`, shutdown, replaced).
-    pub(crate) result: Result<(), NetError>,
-}
-
 /// The largest frame accepted: a session message plus its envelope and the
 /// frame's own header.
 pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
@@ -72,8 +64,24 @@ pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
         .saturating_add(64)
 }
 
-/// Runs one connection to its end.
-pub(crate) async fn run<S>(env: Arc<ConnEnv>, io: S, dialed: bool) -> ConnEnd
+/// A connection whose handshake completed, ready to [`serve`].
+pub(crate) struct Handshaken<S> {
+    rd: ReadHalf<S>,
+    wr: WriteHalf<S>,
+    reader: FrameReader,
+    peer: PeerId,
+    name: String,
+}
+
+impl<S> Handshaken<S> {
+    /// The peer it reached.
+    pub(crate) fn peer(&self) -> PeerId {
+        self.peer
+    }
+}
+
+/// Runs the handshake on a new stream.
+pub(crate) async fn handshaken<S>(env: &ConnEnv, io: S) -> Result<Handshaken<S>, NetError>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -81,35 +89,53 @@ where
     let mut reader = FrameReader::new();
     let mut stop = env.stop.clone();
     if *stop.borrow() {
-        return ConnEnd {
-            established: false,
-            result: Err(NetError::Local("shutting down")),
-        };
+        return Err(NetError::Local("shutting down"));
     }
     let hs = tokio::select! {
-        r = handshake(&env, &mut rd, &mut wr, &mut reader) => r,
+        r = handshake(env, &mut rd, &mut wr, &mut reader) => r,
         _ = stop.changed() => Err(NetError::Local("shutting down")),
     };
-    let (peer, name) = match hs {
-        Ok(p) => p,
+    match hs {
+        Ok((peer, name)) => Ok(Handshaken {
+            rd,
+            wr,
+            reader,
+            peer,
+            name,
+        }),
         Err(e) => {
-            debug!(error = %e, dialed, "handshake failed");
-            return ConnEnd {
-                established: false,
-                result: Err(e),
-            };
+            debug!(error = %e, "handshake failed");
+            Err(e)
         }
-    };
+    }
+}
+
+/// Runs an established connection to its end.
+pub(crate) async fn serve<S>(
+    env: Arc<ConnEnv>,
+    h: Handshaken<S>,
+    dialed: bool,
+) -> Result<(), NetError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     // Every event of the connection, the host's included (whose "peer" is
     // then a channel index), carries the node and the peer.
-    let span = info_span!("connection", node = env.shared.config.id, %peer, peer_name = %name);
-    let result = established(env, rd, wr, reader, dialed, peer, name)
+    let span =
+        info_span!("connection", node = env.shared.config.id, peer = %h.peer, peer_name = %h.name);
+    established(env, h.rd, h.wr, h.reader, dialed, h.peer, h.name)
         .instrument(span)
-        .await;
-    ConnEnd {
-        established: true,
-        result,
-    }
+        .await
+}
+
+/// Runs one connection to its end: handshake, then [`serve`]. `Ok` for a
+/// graceful end (`Bye`, shutdown, replaced).
+pub(crate) async fn run<S>(env: Arc<ConnEnv>, io: S, dialed: bool) -> Result<(), NetError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let h = handshaken(&env, io).await?;
+    serve(env, h, dialed).await
 }
 
 /// The state of one established connection.

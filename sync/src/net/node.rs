@@ -230,9 +230,7 @@ impl Node {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner.env), io, false)
-            .await
-            .result
+        conn::run(Arc::clone(&self.inner.env), io, false).await
     }
 
     /// Runs one connection over an already connected stream (this node is
@@ -241,9 +239,7 @@ impl Node {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner.env), io, true)
-            .await
-            .result
+        conn::run(Arc::clone(&self.inner.env), io, true).await
     }
 
     /// The peers connected now, with their names.
@@ -415,57 +411,110 @@ impl Backoff {
     }
 }
 
+/// Keeps one connection to a peer: dials, serves the connection, and dials
+/// again when it ends.
+///
+/// While the peer cannot be reached, connection attempts overlap: a new
+/// TCP connect starts every [`NodeConfig::dial_probe`] (up to
+/// [`NodeConfig::dial_parallel`] in flight, each bounded by the connect
+/// timeout), so when a partition heals the newest attempt's SYN gets
+/// through within about one probe interval plus a round trip, whatever the
+/// kernel's retransmission backoff does to its elders. The first stream to
+/// connect wins and the others are dropped before anything is sent on
+/// them, so the peer sees one handshake. A handshake that times out (a
+/// peer, or a path, that stays silent) is retried at once; attempts that
+/// fail outright (refused, reset, a refused handshake) are spaced by a
+/// capped, jittered exponential backoff.
 async fn dial_loop<F, Fut, S>(inner: Arc<NodeInner>, label: String, mut connect: F)
 where
     F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = io::Result<S>> + Send,
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let cfg = &inner.env.shared.config;
+    let env = Arc::clone(&inner.env);
+    let cfg = &env.shared.config;
     let seed = cfg.seed ^ blake3::hash(label.as_bytes()).as_bytes()[0] as u64;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max, seed);
-    let mut stop = inner.env.stop.clone();
+    let mut stop = env.stop.clone();
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, connect()) => r,
+        // A connected stream, from overlapping attempts.
+        let mut attempts: JoinSet<io::Result<S>> = JoinSet::new();
+        let mut next_start = tokio::time::Instant::now();
+        let stream = loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            if attempts.len() < cfg.dial_parallel.max(1) && now >= next_start {
+                let (attempt, limit) = (connect(), cfg.connect_timeout);
+                attempts.spawn(async move {
+                    tokio::time::timeout(limit, attempt)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                        })
+                });
+                next_start = now + cfg.dial_probe;
+            }
+            tokio::select! {
+                done = attempts.join_next(), if !attempts.is_empty() => match done {
+                    Some(Ok(Ok(io))) => break io,
+                    Some(Ok(Err(e))) => {
+                        let timed_out = e.kind() == io::ErrorKind::TimedOut;
+                        if !timed_out && attempts.is_empty() {
+                            // Refused or reset: the peer's host answered;
+                            // back off.
+                            let delay = backoff.next_delay();
+                            dial_failed(&env, &label, e.to_string(), delay);
+                            next_start = tokio::time::Instant::now() + delay;
+                        }
+                    }
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(next_start), if attempts.len() < cfg.dial_parallel.max(1) => {}
+                _ = stop.changed() => return,
+            }
+        };
+        attempts.abort_all();
+        // One handshake on it.
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(cfg.handshake_timeout, conn::handshaken(&env, stream)) => r,
             _ = stop.changed() => return,
         };
-        let error = match attempt {
-            Ok(Ok(io)) => {
-                let end = conn::run(Arc::clone(&inner.env), io, true).await;
-                if end.established {
-                    backoff.reset();
-                }
+        match outcome {
+            Ok(Ok(h)) => {
+                backoff.reset();
+                debug!(node = cfg.id, addr = %label, peer = %h.peer(), "dialed");
+                let _ = conn::serve(Arc::clone(&env), h, true).await;
                 if *stop.borrow() {
                     return;
                 }
-                match end.result {
-                    Ok(()) => None,
-                    Err(e) if !end.established => Some(e.to_string()),
-                    Err(_) => None,
+                // Dial again at once: the probes find the peer when it is
+                // back.
+            }
+            // Silence: the path may be cut; probe again at once.
+            Err(_) => dial_failed(&env, &label, "handshake timed out".into(), Duration::ZERO),
+            Ok(Err(e)) => {
+                let delay = backoff.next_delay();
+                dial_failed(&env, &label, e.to_string(), delay);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
                 }
             }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("connect timed out".to_string()),
-        };
-        let delay = backoff.next_delay();
-        if let Some(error) = error {
-            debug!(node = cfg.id, addr = %label, %error, retry_in_ms = delay.as_millis() as u64, "dial failed");
-            inner.env.shared.counters.connect_failures.add(1);
-            inner.env.shared.emit(NodeEvent::ConnectFailed {
-                addr: label.clone(),
-                error,
-                retry_in: delay,
-            });
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => return,
         }
     }
+}
+
+/// Counts, reports and logs a failed connection attempt.
+fn dial_failed(env: &ConnEnv, label: &str, error: String, retry_in: Duration) {
+    debug!(node = env.shared.config.id, addr = %label, %error, retry_in_ms = retry_in.as_millis() as u64, "dial failed");
+    env.shared.counters.connect_failures.add(1);
+    env.shared.emit(NodeEvent::ConnectFailed {
+        addr: label.to_string(),
+        error,
+        retry_in,
+    });
 }
 
 #[cfg(test)]
