@@ -870,7 +870,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 let ae = s.saturating_sub(reconnect);
                 let link_rtt = rtt(&regions[link.0].key, &regions[link.1].key);
                 println!(
-                    "time to converge after the heal: {} ms (until every region held every write made before the heal):\n  {} ms to reconnect (the dialers' backoff while the link was down), then {} ms of anti-entropy ≈ {:.1} round trips of the {} ms link",
+                    "time to converge after the heal: {} ms (until every region held every write made before the heal):\n  {} ms to reconnect (the first handshake through the healed link), then {} ms of anti-entropy ≈ {:.1} round trips of the {} ms link",
                     s.as_millis(),
                     reconnect.as_millis(),
                     ae.as_millis(),
