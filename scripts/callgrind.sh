@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per operation, accordant and crdts 7.3.2, counted by
 # `valgrind --tool=callgrind` on the small binary `callgrind-ops`
-# (bench-tools/src/bin/callgrind-ops.rs). Only the function `measured_op`
-# is collected (--toggle-collect), so building the fixture is not counted;
+# (bench-tools/src/bin/callgrind-ops.rs). Only the functions `measured_op`
+# and `measured_merge` are collected (--toggle-collect), so building the fixture is not counted;
 # the count is divided by the number of operations (a merge is one).
 #
 #   scripts/callgrind.sh                  # n = 100000, 1000 ops per kind
@@ -29,7 +29,7 @@ for n in $SIZES; do
     [ "$op" = merge ] && ops=1
     for lib in accordant crdts; do
       valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
-        --toggle-collect='*measured_op*' \
+        --toggle-collect='*measured_*' \
         "$bin" "$kind" "$op" "$lib" "$n" "$ops" >/dev/null 2>"$tmp/log" \
         || { cat "$tmp/log" >&2; exit 1; }
       total=$(awk '/^(summary|totals):/ { print $2; exit }' "$tmp/cg.out")

@@ -40,26 +40,37 @@ use crate::replica::{Dot, ReplicaId};
 
 /// An inclusive range of dot counters, `1 <= start <= end`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Span {
-    start: u64,
-    end: u64,
+pub(crate) struct Span {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 /// Sorted, disjoint, non-adjacent spans of one replica.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-struct Spans(SmallVec<[Span; 1]>);
+pub(crate) struct Spans(SmallVec<[Span; 1]>);
 
 impl Spans {
-    fn contains(&self, n: u64) -> bool {
+    /// Whether counter `n` is in one of the spans.
+    #[inline]
+    pub(crate) fn contains(&self, n: u64) -> bool {
+        // Most contexts are one span per replica: skip the search.
+        if let [only] = &self.0[..] {
+            return only.start <= n && n <= only.end;
+        }
         let i = self.0.partition_point(|s| s.end < n);
         i < self.0.len() && self.0[i].start <= n
+    }
+
+    /// The spans, in order.
+    pub(crate) fn as_slice(&self) -> &[Span] {
+        &self.0
     }
 
     fn max(&self) -> u64 {
         self.0.last().map_or(0, |s| s.end)
     }
 
-    fn count(&self) -> u128 {
+    pub(crate) fn count(&self) -> u128 {
         self.0.iter().map(|s| u128::from(s.end - s.start) + 1).sum()
     }
 
@@ -181,12 +192,31 @@ impl CausalContext {
         ctx
     }
 
+    /// The context holding exactly `dot` (no allocation).
+    pub fn single(dot: Dot) -> Self {
+        let mut spans = Spans::default();
+        spans.0.push(Span {
+            start: dot.counter(),
+            end: dot.counter(),
+        });
+        let mut entries = SmallVec::new();
+        entries.push((dot.replica(), spans));
+        CausalContext { entries }
+    }
+
     /// Whether no dot has been seen.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     fn find(&self, r: &ReplicaId) -> Result<usize, usize> {
+        // A context usually names a handful of replicas: comparing ids for
+        // equality (two words) beats a binary search of byte-wise orders.
+        if self.entries.len() <= 4 {
+            if let Some(i) = self.entries.iter().position(|(x, _)| x == r) {
+                return Ok(i);
+            }
+        }
         self.entries.binary_search_by(|(x, _)| x.cmp(r))
     }
 
@@ -234,6 +264,43 @@ impl CausalContext {
             .checked_add(1)
             .ok_or(OverflowError::Dots)?;
         Dot::new(replica, n).ok_or(OverflowError::Dots)
+    }
+
+    /// Issues a fresh dot for `replica` and records it: [`next_dot`] and
+    /// [`insert`] in one lookup, which is what a mutator does.
+    ///
+    /// [`next_dot`]: CausalContext::next_dot
+    /// [`insert`]: CausalContext::insert
+    pub fn issue(&mut self, replica: ReplicaId) -> Result<Dot, OverflowError> {
+        match self.find(&replica) {
+            Ok(i) => {
+                let spans = &mut self.entries[i].1;
+                let n = spans.max().checked_add(1).ok_or(OverflowError::Dots)?;
+                let dot = Dot::new(replica, n).ok_or(OverflowError::Dots)?;
+                // The last span ends at max = n - 1: extend it.
+                if let Some(last) = spans.0.last_mut() {
+                    last.end = n;
+                }
+                Ok(dot)
+            }
+            Err(i) => {
+                let dot = Dot::new(replica, 1).ok_or(OverflowError::Dots)?;
+                let mut spans = Spans::default();
+                spans.0.push(Span { start: 1, end: 1 });
+                self.entries.insert(i, (replica, spans));
+                Ok(dot)
+            }
+        }
+    }
+
+    /// The spans of `replica`, if it has dots here.
+    pub(crate) fn spans(&self, replica: &ReplicaId) -> Option<&Spans> {
+        self.find(replica).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The replica at position `index` of the table, with its spans.
+    pub(crate) fn entry_at(&self, index: usize) -> Option<(ReplicaId, &Spans)> {
+        self.entries.get(index).map(|(r, s)| (*r, s))
     }
 
     /// The replicas that have at least one dot here, in order.

@@ -393,11 +393,6 @@ impl<K: Ord, S> DotMap<K, S> {
         self.0.remove(key)
     }
 
-    /// Puts a non-empty `store` under `key`, returning the store it replaces.
-    pub(crate) fn replace(&mut self, key: K, store: S) -> Option<S> {
-        self.0.insert(key, store)
-    }
-
     /// Puts `store` under `key`, or removes the key if the store is empty.
     pub(crate) fn put(&mut self, key: K, store: S)
     where

@@ -59,5 +59,5 @@ pub use lattice::{Decompose, Lattice};
 pub use map::{OrMap, ShoppingCart};
 pub use register::{LwwRegister, MvRegister};
 pub use replica::{Dot, ReplicaId};
-pub use set::OrSet;
+pub use set::{OrSet, SetStore};
 pub use summary::{LwwStamp, Summarize};

@@ -103,6 +103,12 @@ impl Dot {
         }
     }
 
+    /// A dot from a counter known to be >= 1 (a live entry of a store).
+    pub(crate) const fn from_parts(replica: ReplicaId, counter: u64) -> Self {
+        debug_assert!(counter != 0);
+        Dot { replica, counter }
+    }
+
     /// The replica that made the event.
     pub const fn replica(&self) -> ReplicaId {
         self.replica

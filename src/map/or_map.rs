@@ -22,7 +22,7 @@
 //! let _ = b.try_update("tags", |s| s.add(us, "new")).unwrap(); // US adds concurrently
 //! a.join(&b);
 //! let tags = a.get(&"tags").unwrap();
-//! assert!(tags.contains_key(&"new") && !tags.contains_key(&"old"));
+//! assert!(tags.contains("new") && !tags.contains("old"));
 //! ```
 
 use core::fmt::Debug;
@@ -273,7 +273,7 @@ mod tests {
             OrSet::new()
         });
         let d = a.try_update(3, |s| s.add(r(1), 3)).unwrap();
-        let dot = d.get(&3).unwrap().get(&3).unwrap().iter().next().copied();
+        let dot = d.get(&3).unwrap().get(&3).unwrap().next();
         assert_eq!(
             dot.map(|d| d.counter()),
             Some(2),

@@ -1,12 +1,15 @@
 //! One kind of operation, in a function of its own, for
-//! `valgrind --tool=callgrind --toggle-collect='*measured_op*'`.
+//! `valgrind --tool=callgrind --toggle-collect='*measured_*'`.
 //!
 //! `callgrind-ops KIND OP LIB N COUNT` builds the fixture of about `N`
 //! elements (`accordant_bench_tools::data::fixture`, outside the measured
 //! function) and runs `COUNT` operations `OP` (`add`, `remove`, `update` or
 //! `merge`, one merge whatever `COUNT`) of library `LIB` (`accordant` or `crdts`) on the `KIND`
-//! (`or_set` or `or_map`) inside `measured_op`, the only function whose
-//! instructions callgrind collects. `scripts/callgrind.sh` divides the count
+//! (`or_set` or `or_map`), each inside `measured_op` (or `measured_merge`),
+//! the only functions whose instructions callgrind collects. As in the
+//! wall-clock harness, each add is undone (and each remove redone) outside
+//! them, so the state keeps its size and no rare table resize lands in, or
+//! escapes, a short run. `scripts/callgrind.sh` divides the count
 //! by `COUNT`. Instruction counts are the same run after run, so they
 //! compare changes that wall-clock noise would hide.
 
@@ -16,34 +19,38 @@ use std::process::ExitCode;
 use accordant_bench_tools::data::{fixture, fresh, present};
 use accordant_bench_tools::{AccMap, AccSet, CrdtsMap, CrdtsSet, Lib};
 
-/// The measured operations; everything else is setup.
+/// One measured operation; everything else (setup, the undo that keeps
+/// the state at its size, as in the wall-clock harness) is not collected.
 #[inline(never)]
-fn measured_op<L: Lib>(op: &str, n: u64, count: u64, x: &mut L::State, y: L::State) {
+fn measured_op<L: Lib>(op: &str, n: u64, i: u64, x: &mut L::State) {
     match op {
-        "add" => {
-            for i in 0..count {
-                L::write(x, 2, fresh(n, i), i);
-            }
-        }
-        "remove" => {
-            for i in 0..count {
-                L::remove(x, 2, present(n, i));
-            }
-        }
-        "update" => {
-            for i in 0..count {
-                L::write(x, 2, present(n, i), i);
-            }
-        }
-        // One merge: `X ⊔ Y`, consuming Y (COUNT is ignored).
-        "merge" => L::merge(x, y),
+        "add" => L::write(x, 2, fresh(n, i), i),
+        "remove" => L::remove(x, 2, present(n, i)),
+        "update" => L::write(x, 2, present(n, i), i),
         _ => {}
     }
 }
 
+/// One measured merge, `X ⊔ Y`, consuming Y.
+#[inline(never)]
+fn measured_merge<L: Lib>(x: &mut L::State, y: L::State) {
+    L::merge(x, y);
+}
+
 fn run<L: Lib>(op: &str, n: u64, count: u64) {
     let (mut x, y) = fixture::<L>(n);
-    measured_op::<L>(op, n, count, &mut x, y);
+    if op == "merge" {
+        measured_merge::<L>(&mut x, y);
+    } else {
+        for i in 0..count {
+            measured_op::<L>(op, n, i, &mut x);
+            match op {
+                "add" => L::remove(&mut x, 2, fresh(n, i)),
+                "remove" => L::write(&mut x, 0, present(n, i), i),
+                _ => {}
+            }
+        }
+    }
     black_box(&x);
 }
 
