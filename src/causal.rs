@@ -39,14 +39,14 @@ use crate::lattice::Lattice;
 use crate::replica::{Dot, ReplicaId};
 
 /// An inclusive range of dot counters, `1 <= start <= end`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct Span {
     pub(crate) start: u64,
     pub(crate) end: u64,
 }
 
 /// Sorted, disjoint, non-adjacent spans of one replica.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub(crate) struct Spans(SmallVec<[Span; 1]>);
 
 impl Spans {
@@ -172,7 +172,7 @@ impl Spans {
 ///
 /// Entries are sorted by replica and never empty, so equal sets of dots are
 /// equal values and encode to equal bytes.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct CausalContext {
     entries: SmallVec<[(ReplicaId, Spans); 2]>,
 }
@@ -390,6 +390,20 @@ impl CausalContext {
     }
 }
 
+impl FromIterator<Dot> for CausalContext {
+    fn from_iter<I: IntoIterator<Item = Dot>>(iter: I) -> Self {
+        CausalContext::from_dots(iter)
+    }
+}
+
+impl Extend<Dot> for CausalContext {
+    fn extend<I: IntoIterator<Item = Dot>>(&mut self, iter: I) {
+        for d in iter {
+            self.insert(d);
+        }
+    }
+}
+
 impl core::fmt::Debug for CausalContext {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_map()
@@ -454,6 +468,10 @@ impl Canonical for CausalContext {
         )
     }
 
+    fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter().map(|(r, spans)| (r, SpanPairs(spans))))
+    }
+
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {
         const OVERFLOW: DecodeError = DecodeError::Invalid("dot range overflows u64");
         if !strictly_sorted(&wire.0, |a, b| a.0 < b.0) {
@@ -480,6 +498,22 @@ impl Canonical for CausalContext {
             entries.push((r, spans));
         }
         Ok(CausalContext { entries })
+    }
+}
+
+/// One replica's spans as wire pairs, serialised without collecting them.
+struct SpanPairs<'a>(&'a Spans);
+
+impl serde::Serialize for SpanPairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let spans = &self.0 .0;
+        s.collect_seq(spans.iter().enumerate().map(|(i, sp)| {
+            let gap = match i {
+                0 => sp.start - 1,
+                _ => sp.start - spans[i - 1].end - 2,
+            };
+            (gap, sp.end - sp.start)
+        }))
     }
 }
 

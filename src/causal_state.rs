@@ -33,13 +33,13 @@
 
 use crate::causal::{CausalContext, ContextWire};
 use crate::codec::{Budget, Canonical};
-use crate::dot_store::{DotStore, WireStore};
+use crate::dot_store::{DotStore, InContext, WireStore};
 use crate::error::DecodeError;
 use crate::lattice::{Decompose, Lattice};
 use crate::replica::Dot;
 
 /// A dot store `S` and the causal context it lives in.
-#[derive(Clone, PartialEq, Default, Debug)]
+#[derive(Clone, PartialEq, Eq, Default, Debug)]
 pub struct Causal<S> {
     store: S,
     ctx: CausalContext,
@@ -167,6 +167,11 @@ impl<S: WireStore> Canonical for Causal<S> {
         (self.ctx.to_wire(), self.store.to_wire(&self.ctx))
     }
 
+    fn serialize_wire<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        use serde::Serialize;
+        (&self.ctx, InContext(&self.store, &self.ctx)).serialize(s)
+    }
+
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {
         let ctx = CausalContext::from_wire(wire.0, budget)?;
         let mut dots = Vec::new();
@@ -237,6 +242,12 @@ macro_rules! causal_newtype {
             type Wire = <$crate::causal_state::Causal<$store> as $crate::codec::Canonical>::Wire;
             fn to_wire(&self) -> Self::Wire {
                 $crate::codec::Canonical::to_wire(&self.0)
+            }
+            fn serialize_wire<Ser: serde::Serializer>(
+                &self,
+                s: Ser,
+            ) -> Result<Ser::Ok, Ser::Error> {
+                $crate::codec::Canonical::serialize_wire(&self.0, s)
             }
             fn from_wire(
                 wire: Self::Wire,

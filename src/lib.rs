@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bytes;
 pub mod causal;
 pub mod causal_state;
 pub mod clock;
@@ -49,6 +50,7 @@ pub mod replica;
 pub mod set;
 pub mod summary;
 
+pub use bytes::Bytes;
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
 pub use clock::{Clock, Hlc, HlcClock, ManualClock, SystemClock};

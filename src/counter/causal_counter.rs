@@ -35,8 +35,15 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 
 /// A counter of dots, resettable by observed remove.
-#[derive(Clone, PartialEq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CausalCounter(Causal<DotFun<i64>>);
+
+/// The value.
+impl core::fmt::Display for CausalCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.value())
+    }
+}
 
 impl CausalCounter {
     /// The zero counter.

@@ -26,6 +26,7 @@
 //! ```
 
 use core::fmt::Debug;
+use std::borrow::Borrow;
 
 use crate::causal::CausalContext;
 use crate::causal_state::{causal_newtype, Causal, CausalCrdt};
@@ -52,6 +53,8 @@ impl<K: Debug, V: CausalCrdt> Debug for OrMap<K, V> {
         f.debug_tuple("OrMap").field(&self.0).finish()
     }
 }
+
+impl<K: Eq, V: CausalCrdt> Eq for OrMap<K, V> where V::Store: Eq {}
 
 impl<K, V: CausalCrdt> Default for OrMap<K, V> {
     fn default() -> Self {
@@ -108,8 +111,13 @@ where
     }
 
     /// Removes `key` (the dots of its value seen here); returns the delta.
+    /// Takes any borrowed form of the key (`&str` for a `String` key).
     #[must_use = "the delta is what other replicas need"]
-    pub fn remove(&mut self, key: &K) -> Self {
+    pub fn remove<Q>(&mut self, key: &Q) -> Self
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let (store, _) = self.0.parts_mut();
         let mut dctx = CausalContext::new();
         if let Some(old) = store.take(key) {
@@ -129,15 +137,32 @@ where
     }
 
     /// The value under `key`, as its dot store (see the store types for the
-    /// read methods: [`DotMap`] for sets and maps, [`DotFun`](crate::DotFun)
-    /// for registers and counters).
-    pub fn get(&self, key: &K) -> Option<&V::Store> {
+    /// read methods: [`SetStore`](crate::SetStore) for sets, [`DotMap`] for
+    /// maps, [`DotFun`](crate::DotFun) for registers and counters).
+    ///
+    /// ```
+    /// use accordant::{OrMap, OrSet, ReplicaId};
+    /// let mut m: OrMap<String, OrSet<String>> = OrMap::new();
+    /// let r = ReplicaId::from_u128(1);
+    /// let _ = m.update("tags".to_string(), |s| s.add(r, "new".to_string()).unwrap());
+    /// assert!(m.contains_key("tags")); // a `&str` finds a `String` key
+    /// assert!(m.get("tags").unwrap().contains("new"));
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<&V::Store>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.store().get(key)
     }
 
     /// The value under `key` as a standalone CRDT (cloning its store and the
     /// map's context), for reads through the value type's own API.
-    pub fn get_value(&self, key: &K) -> Option<V> {
+    pub fn get_value<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let s = self.get(key)?.clone();
         Some(V::from_causal(Causal::from_parts_unchecked(
             s,
@@ -146,7 +171,11 @@ where
     }
 
     /// Whether `key` is present.
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.store().contains_key(key)
     }
 
@@ -203,6 +232,19 @@ where
 }
 
 causal_newtype!([K, V: CausalCrdt] OrMap<K, V> => DotMap<K, V::Store>);
+
+impl<'a, K, V> IntoIterator for &'a OrMap<K, V>
+where
+    K: Clone + Ord + Debug,
+    V: CausalCrdt,
+{
+    type Item = (&'a K, &'a V::Store);
+    type IntoIter = std::collections::btree_map::Iter<'a, K, V::Store>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.store().entries()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,7 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 
 /// A multi-value register.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct MvRegister<V>(Causal<DotFun<V>>);
 
 impl<V> Default for MvRegister<V> {

@@ -848,25 +848,27 @@ where
 /// Wire form of a set store: for each replica with live dots (by its
 /// position in the context, ascending), the runs of positions of its live
 /// dots among its dots in the context, as `(gap, length - 1)` pairs (the
-/// gap of the first run is its start, of the others `start - previous_end
-/// - 2`, so every pair of integers is a valid, unique encoding); then the
-/// elements, one per live dot, in dot order.
+/// gap of the first run is its start, of the others its start minus the
+/// previous run's end minus 2, so every pair of integers is a valid, unique
+/// encoding); then the elements, one per live dot, in dot order.
 pub type SetWire<E> = (SeqVec<(u32, SeqVec<(u64, u64)>)>, SeqVec<E>);
 
 impl<E> SetStore<E>
 where
     E: Clone + Eq + Hash,
 {
-    /// Calls `run(replica position, pairs)` for each replica with live dots
-    /// and `elem(e)` for each element, in wire order.
-    pub(crate) fn visit_wire<'a>(
-        &'a self,
-        ctx: &CausalContext,
-        mut run: impl FnMut(u32, &[(u64, u64)]),
-        mut elem: impl FnMut(&'a E),
-    ) {
-        let order = self.dot_order(ctx);
-        let mut pairs: Vec<(u64, u64)> = Vec::new();
+    /// The runs of the wire form, from the live entries in dot order:
+    /// `(replica position in ctx, (gap, length - 1) pairs)`.
+    fn runs(ctx: &CausalContext, order: &[(u32, u64, u32)]) -> Vec<(u32, Vec<(u64, u64)>)> {
+        fn flush(run: (u64, u64), prev_end: &mut Option<u64>, pairs: &mut Vec<(u64, u64)>) {
+            let gap = match *prev_end {
+                None => run.0,
+                Some(p) => run.0.wrapping_sub(p).wrapping_sub(2),
+            };
+            pairs.push((gap, run.1.wrapping_sub(run.0)));
+            *prev_end = Some(run.1);
+        }
+        let mut out = Vec::new();
         let mut i = 0;
         while i < order.len() {
             let pos = order[i].0;
@@ -878,15 +880,7 @@ where
             let (mut span, mut offset) = (0usize, 0u64);
             let mut current: Option<(u64, u64)> = None;
             let mut prev_end: Option<u64> = None;
-            pairs.clear();
-            fn flush(run: (u64, u64), prev_end: &mut Option<u64>, pairs: &mut Vec<(u64, u64)>) {
-                let gap = match *prev_end {
-                    None => run.0,
-                    Some(p) => run.0.wrapping_sub(p).wrapping_sub(2),
-                };
-                pairs.push((gap, run.1.wrapping_sub(run.0)));
-                *prev_end = Some(run.1);
-            }
+            let mut pairs = Vec::new();
             while i < order.len() && order[i].0 == pos {
                 let c = order[i].1;
                 while span < spans.len() && spans[span].end < c {
@@ -908,11 +902,18 @@ where
             if let Some(done) = current {
                 flush(done, &mut prev_end, &mut pairs);
             }
-            run(pos, &pairs);
+            out.push((pos, pairs));
         }
-        for (_, _, slot) in &order {
-            elem(&self.entries[*slot as usize].elem);
-        }
+        out
+    }
+}
+
+/// The elements of a store in dot order, serialised without cloning them.
+struct InDotOrder<'a, E>(&'a [Entry<E>], &'a [(u32, u64, u32)]);
+
+impl<E: Serialize> Serialize for InDotOrder<'_, E> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.1.iter().map(|o| &self.0[o.2 as usize].elem))
     }
 }
 
@@ -923,14 +924,26 @@ where
     type Wire = SetWire<E>;
 
     fn to_wire(&self, ctx: &CausalContext) -> Self::Wire {
-        let mut runs = Vec::new();
-        let mut elems = Vec::with_capacity(self.live);
-        self.visit_wire(
-            ctx,
-            |pos, pairs| runs.push((pos, SeqVec(pairs.to_vec()))),
-            |e| elems.push(e.clone()),
-        );
+        let order = self.dot_order(ctx);
+        let runs = Self::runs(ctx, &order)
+            .into_iter()
+            .map(|(pos, pairs)| (pos, SeqVec(pairs)))
+            .collect();
+        let elems = order
+            .iter()
+            .map(|o| self.entries[o.2 as usize].elem.clone())
+            .collect();
         (SeqVec(runs), SeqVec(elems))
+    }
+
+    fn serialize_wire<Ser: serde::Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        let order = self.dot_order(ctx);
+        let runs = Self::runs(ctx, &order);
+        (runs, InDotOrder(&self.entries, &order)).serialize(s)
     }
 
     fn from_wire(
@@ -992,7 +1005,7 @@ where
                 };
                 for p in start..=end {
                     while span < spans.len()
-                        && p >= offset + u128::from(spans[span].end - spans[span].start) + 1
+                        && p > offset + u128::from(spans[span].end - spans[span].start)
                     {
                         offset += u128::from(spans[span].end - spans[span].start) + 1;
                         span += 1;

@@ -403,7 +403,7 @@ pub fn decode_store<K: StoreKey, V: StoreValue>(
             ));
         }
         let (key, rest) = postcard::take_from_bytes::<K>(&k.0)
-            .map_err(|e| invalid("key", DecodeError::from(e)))?;
+            .map_err(|_| invalid("key", DecodeError::Malformed("undecodable key")))?;
         if !rest.is_empty() || key_bytes(&key) != k.0 {
             return Err(invalid("key", DecodeError::NonCanonical("key")));
         }
