@@ -447,6 +447,15 @@ impl<K: Ord, S> DotMap<K, S> {
         self.0.remove(key)
     }
 
+    /// The store under `key`, bottom if the key was absent (the caller
+    /// removes it again if it stays empty).
+    pub(crate) fn slot(&mut self, key: K) -> &mut S
+    where
+        S: Default,
+    {
+        self.0.entry(key).or_default()
+    }
+
     /// Puts `store` under `key`, or removes the key if the store is empty.
     pub(crate) fn put(&mut self, key: K, store: S)
     where

@@ -86,15 +86,23 @@ where
         f: impl FnOnce(&mut V) -> Result<V, E>,
     ) -> Result<Self, E> {
         let (store, ctx) = self.0.parts_mut();
-        let inner = store.take(&key).unwrap_or_default();
         let seen = ctx.clone();
+        // One descent: the value's slot, filled with bottom if the key is new.
+        let slot = store.slot(key.clone());
+        let inner = core::mem::take(slot);
         let mut value = V::from_causal(Causal::from_parts_unchecked(inner, core::mem::take(ctx)));
         let result = f(&mut value);
         let (inner, mut after) = value.into_causal().into_parts();
         // A closure may replace the value wholesale; never forget seen dots.
-        after.join(&seen);
+        if !seen.is_subset(&after) {
+            after.join(&seen);
+        }
         *ctx = after;
-        store.put(key.clone(), inner);
+        let emptied = inner.is_empty();
+        *slot = inner;
+        if emptied {
+            let _ = store.take(&key);
+        }
         let (dstore, dctx) = result?.into_causal().into_parts();
         let mut m = DotMap::default();
         m.put(key, dstore);
