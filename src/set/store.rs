@@ -256,10 +256,9 @@ impl<E: Eq + Hash> SetStore<E> {
                 .find(h, |&s| entries[s as usize].elem.borrow() == elem)
                 .copied()
         } else {
-            // Chains run in arena order, so the first live match is the head.
             entries
                 .iter()
-                .position(|e| e.live() && e.elem.borrow() == elem)
+                .position(|e| e.live() && e.is_head() && e.elem.borrow() == elem)
                 .map(|i| i as u32)
         }
     }
@@ -315,16 +314,15 @@ impl<E: Eq + Hash> SetStore<E> {
     /// Appends the dot `(replica slot, counter)` of `elem` (hash `h`), whose
     /// chain starts at `head` if the element is already live.
     fn append(&mut self, elem: E, replica: u32, counter: u64, h: u64, head: Option<u32>) {
+        debug_assert!(self.entries.len() < (NIL - 1) as usize);
         let slot = self.entries.len() as u32;
         let mut tag = replica;
+        let mut next = NIL;
         match head {
             Some(head) => {
+                // Right after the head: O(1) however long the chain.
                 tag |= FOLLOWER;
-                let mut t = head as usize;
-                while self.entries[t].next != NIL {
-                    t = self.entries[t].next as usize;
-                }
-                self.entries[t].next = slot;
+                next = core::mem::replace(&mut self.entries[head as usize].next, slot);
             }
             None => self.elems += 1,
         }
@@ -332,7 +330,7 @@ impl<E: Eq + Hash> SetStore<E> {
             elem,
             counter,
             tag,
-            next: NIL,
+            next,
         });
         self.live += 1;
         if self.entries.len() == SMALL + 1 {
@@ -369,37 +367,70 @@ impl<E: Eq + Hash> SetStore<E> {
         }
     }
 
-    /// Marks the entry at `slot` (element hash `h`) dead, unlinking it.
-    fn kill(&mut self, slot: u32, h: u64) {
-        let Some(head) = self.find(&self.entries[slot as usize].elem, h) else {
-            return;
-        };
-        let next = self.entries[slot as usize].next;
-        if head == slot {
-            if next == NIL {
-                self.kill_chain(slot, h, &mut |_| {}, false);
-                return;
-            }
-            self.entries[next as usize].tag &= !FOLLOWER;
-            if self.indexed() {
-                if let Some(s) = self.index.find_mut(h, |&s| s == slot) {
-                    *s = next;
+    /// Marks the entries at `slots` dead, then relinks each chain they
+    /// belonged to once: linear in the slots and the chains touched, however
+    /// long a chain (a hostile state may give one element many dots).
+    fn kill_many(&mut self, slots: &[u32]) {
+        // The chains' first entries, found while everything is still linked.
+        let mut chains: Vec<(u32, u64)> = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let e = &self.entries[slot as usize];
+            if e.live() {
+                let h = hash_of(&e.elem);
+                if let Some(head) = self.find(&e.elem, h) {
+                    chains.push((head, h));
                 }
             }
-        } else {
-            let mut prev = head as usize;
-            while self.entries[prev].next != slot {
-                prev = self.entries[prev].next as usize;
-                if prev == NIL as usize {
-                    return;
-                }
-            }
-            self.entries[prev].next = next;
         }
-        let e = &mut self.entries[slot as usize];
-        e.counter = 0;
-        e.next = NIL;
-        self.live -= 1;
+        for &slot in slots {
+            let e = &mut self.entries[slot as usize];
+            if e.live() {
+                e.counter = 0;
+                self.live -= 1;
+            }
+        }
+        chains.sort_unstable();
+        chains.dedup();
+        let indexed = self.indexed();
+        let mut alive: SmallVec<[u32; 4]> = SmallVec::new();
+        for (head, h) in chains {
+            alive.clear();
+            let mut s = head;
+            while s != NIL {
+                let e = &mut self.entries[s as usize];
+                let next = e.next;
+                if e.live() {
+                    alive.push(s);
+                } else {
+                    e.next = NIL;
+                }
+                s = next;
+            }
+            match alive.first().copied() {
+                None => {
+                    self.elems -= 1;
+                    if indexed {
+                        if let Ok(found) = self.index.find_entry(h, |&x| x == head) {
+                            found.remove();
+                        }
+                    }
+                }
+                Some(first) => {
+                    for w in alive.windows(2) {
+                        self.entries[w[0] as usize].next = w[1];
+                    }
+                    if let Some(&last) = alive.last() {
+                        self.entries[last as usize].next = NIL;
+                    }
+                    self.entries[first as usize].tag &= !FOLLOWER;
+                    if first != head && indexed {
+                        if let Some(x) = self.index.find_mut(h, |&x| x == head) {
+                            *x = first;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Compacts the arena once dead entries outnumber live ones.
@@ -523,19 +554,16 @@ impl<E: Eq + Hash> SetStore<E> {
             }
         };
         let mut tag = replica;
+        let mut next = NIL;
         if let Some(head) = head {
             tag |= FOLLOWER;
-            let mut t = head as usize;
-            while entries[t].next != NIL {
-                t = entries[t].next as usize;
-            }
-            entries[t].next = slot;
+            next = core::mem::replace(&mut entries[head as usize].next, slot);
         }
         entries.push(Entry {
             elem,
             counter,
             tag,
-            next: NIL,
+            next,
         });
         self.live += 1;
     }
@@ -636,18 +664,15 @@ impl<E: Eq + Hash> SetStore<E> {
                 doomed.push(slot as u32);
             }
         }
-        for slot in doomed {
-            let h = hash_of(&self.entries[slot as usize].elem);
-            self.kill(slot, h);
-        }
+        self.kill_many(&doomed);
     }
 
     /// [`drop_removed_scan`](Self::drop_removed_scan) for a small `other`
     /// (a delta): looks up other's elements, and scans only for dots of
     /// `other_ctx` seen here that belong to no element of `other`.
     fn drop_removed_small(&mut self, ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        let mut handled: SmallVec<[Dot; 8]> = SmallVec::new();
-        let mut doomed: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut handled: Vec<Dot> = Vec::new();
+        let mut doomed: Vec<u32> = Vec::new();
         for (elem, _) in other.iter() {
             let h = hash_of(elem);
             let mut s = self.find(elem, h).unwrap_or(NIL);
@@ -655,33 +680,29 @@ impl<E: Eq + Hash> SetStore<E> {
                 let d = self.dot(e);
                 handled.push(d);
                 if other_ctx.contains(&d) && !other.holds(elem, h, d.replica(), d.counter()) {
-                    doomed.push((s, h));
+                    doomed.push(s);
                 }
                 s = e.next;
             }
         }
-        for (slot, h) in doomed {
-            self.kill(slot, h);
-        }
+        handled.sort_unstable();
         let mut rest: SmallVec<[(u32, u64); 8]> = SmallVec::new();
         for d in other_ctx.dots() {
-            if ctx.contains(&d) && !handled.contains(&d) {
+            if ctx.contains(&d) && handled.binary_search(&d).is_err() {
                 if let Some(r) = self.replicas.iter().position(|r| *r == d.replica()) {
                     rest.push((r as u32, d.counter()));
                 }
             }
         }
-        if rest.is_empty() {
-            return;
-        }
-        rest.sort_unstable();
-        for slot in 0..self.entries.len() {
-            let e = &self.entries[slot];
-            if e.live() && rest.binary_search(&(e.replica() as u32, e.counter)).is_ok() {
-                let h = hash_of(&e.elem);
-                self.kill(slot as u32, h);
+        if !rest.is_empty() {
+            rest.sort_unstable();
+            for (slot, e) in self.entries.iter().enumerate() {
+                if e.live() && rest.binary_search(&(e.replica() as u32, e.counter)).is_ok() {
+                    doomed.push(slot as u32);
+                }
             }
         }
+        self.kill_many(&doomed);
     }
 
     /// Live entries as `(position of the replica in ctx, counter, slot)`,
@@ -731,18 +752,34 @@ impl<E: Eq + Hash> SetStore<E> {
 }
 
 impl<E: Eq + Hash> PartialEq for SetStore<E> {
+    /// The same `(element, dot)` pairs: both stores' dots, grouped by
+    /// replica in counter order, compared in step (linear; no chain walks).
     fn eq(&self, other: &Self) -> bool {
-        // Dots are unique within a store: same count plus inclusion is equality.
-        self.elems == other.elems
-            && self.live == other.live
-            && self.entries.iter().filter(|e| e.live()).all(|e| {
-                other.holds(
-                    &e.elem,
-                    hash_of(&e.elem),
-                    self.replicas[e.replica()],
-                    e.counter,
-                )
-            })
+        if self.elems != other.elems || self.live != other.live {
+            return false;
+        }
+        let (mine, mine_at) = self.by_replica();
+        let (theirs, theirs_at) = other.by_replica();
+        for (r, replica) in self.replicas.iter().enumerate() {
+            let a = &mine[mine_at[r]..mine_at[r + 1]];
+            if a.is_empty() {
+                continue;
+            }
+            let Some(o) = other.replicas.iter().position(|x| x == replica) else {
+                return false;
+            };
+            let b = &theirs[theirs_at[o]..theirs_at[o + 1]];
+            let same = a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x.0 == y.0
+                        && self.entries[x.1 as usize].elem == other.entries[y.1 as usize].elem
+                });
+            if !same {
+                return false;
+            }
+        }
+        // Every live dot of mine matched one of theirs, and they hold as many.
+        true
     }
 }
 
@@ -988,6 +1025,12 @@ where
         if total != elems.0.len() as u128 {
             return Err(DecodeError::Invalid("element count differs from live dots"));
         }
+        // Slots are `u32`s; a store this large could not be held anyway.
+        if elems.0.len() >= (NIL - 1) as usize {
+            return Err(DecodeError::TooManyItems {
+                limit: (NIL - 2) as usize,
+            });
+        }
         budget.take(elems.0.len())?;
         let mut store = SetStore::default();
         let mut elems = elems.0.into_iter();
@@ -1032,7 +1075,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::causal_state::CausalCrdt;
+    use crate::causal_state::{Causal, CausalCrdt};
+    use crate::codec::Canonical;
     use crate::lattice::Lattice;
     use crate::set::OrSet;
 
@@ -1181,5 +1225,45 @@ mod tests {
         for seed in 0..16 {
             assert!(joins_follow_the_rule(seed), "seed {seed}");
         }
+    }
+
+    /// A hostile state may give one element many dots. Decoding it, joining
+    /// it, removing part of the chain and comparing it all stay linear in
+    /// the dots (a quadratic step would make this test crawl).
+    #[test]
+    fn one_element_with_many_dots() {
+        use crate::codec::{decode, encode, Limits};
+        use crate::set::OrSet;
+        const N: u64 = 50_000;
+        let ctx = CausalContext::from_dots((1..=N).map(|n| d(1, n)));
+        let wire = (
+            ctx.to_wire(),
+            (
+                SeqVec(vec![(0u32, SeqVec(vec![(0u64, N - 1)]))]),
+                SeqVec(vec![7u32; N as usize]),
+            ),
+        );
+        let bytes = postcard::to_allocvec(&wire).unwrap();
+        let s: OrSet<u32> = decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(
+            (s.len(), s.as_causal().store().dot_count()),
+            (1, N as usize)
+        );
+        assert_eq!(encode(&s), bytes);
+        // Another replica removes the even dots it has seen.
+        let evens = CausalContext::from_dots((1..=N / 2).map(|n| d(1, 2 * n)));
+        let remover = OrSet::from_causal(Causal::from_parts(SetStore::default(), evens).unwrap());
+        let joined = s.clone().joined(&remover);
+        let mut left: Vec<u64> = joined
+            .as_causal()
+            .store()
+            .get(&7)
+            .unwrap()
+            .map(|d| d.counter())
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, (0..N / 2).map(|k| 2 * k + 1).collect::<Vec<_>>());
+        assert_eq!(joined, remover.joined(&s));
+        assert_ne!(joined, s);
     }
 }
