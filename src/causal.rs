@@ -387,6 +387,22 @@ impl CausalContext {
         })
     }
 
+    /// What this context has seen, kept to make sure later that a context
+    /// derived from it forgot nothing (see [`Seen::restore`]). Contexts of
+    /// one range per replica, the usual shape, are kept inline.
+    pub(crate) fn seen(&self) -> Seen {
+        if self.entries.iter().all(|(_, s)| s.0.len() == 1) {
+            Seen::Ranges(
+                self.entries
+                    .iter()
+                    .map(|(r, s)| (*r, s.0[0].start, s.0[0].end))
+                    .collect(),
+            )
+        } else {
+            Seen::Full(self.clone())
+        }
+    }
+
     /// The position of `replica` in the interning table of this context.
     pub(crate) fn index_of(&self, replica: &ReplicaId) -> Option<usize> {
         self.find(replica).ok()
@@ -454,6 +470,39 @@ impl Lattice for CausalContext {
                     self.entries[i].1 = u;
                 }
                 Err(i) => self.entries.insert(i, (*r, spans.clone())),
+            }
+        }
+    }
+}
+
+/// A context's dots, kept by [`CausalContext::seen`].
+pub(crate) enum Seen {
+    /// One range per replica.
+    Ranges(SmallVec<[(ReplicaId, u64, u64); 4]>),
+    /// Any other shape.
+    Full(CausalContext),
+}
+
+impl Seen {
+    /// Adds to `ctx` whatever of these dots it lacks (usually nothing: a
+    /// mutator only ever adds dots).
+    pub(crate) fn restore(self, ctx: &mut CausalContext) {
+        match self {
+            Seen::Ranges(ranges) => {
+                for (r, start, end) in ranges {
+                    let covered = ctx.spans(&r).is_some_and(|s| {
+                        let i = s.0.partition_point(|x| x.end < start);
+                        i < s.0.len() && s.0[i].start <= start && end <= s.0[i].end
+                    });
+                    if !covered {
+                        ctx.insert_range(r, start, end);
+                    }
+                }
+            }
+            Seen::Full(seen) => {
+                if !seen.is_subset(ctx) {
+                    ctx.join(&seen);
+                }
             }
         }
     }
@@ -620,6 +669,23 @@ mod tests {
             let y = by_hand.next_dot(rep).unwrap();
             by_hand.insert(y);
             x == y && issued == by_hand && check_normal(&issued)
+        }
+
+        fn seen_restores_what_a_context_forgot(a: Vec<(u8, u8)>, b: Vec<(u8, u8)>, ranges: bool) -> bool {
+            // Either shape: one range per replica (kept inline) or any.
+            let (ca, _) = if ranges {
+                let mut c = CausalContext::new();
+                for &(rep, n) in &a {
+                    c.insert_range(r(rep), 1, u64::from(n % 40) + 1);
+                }
+                (c, BTreeSet::new())
+            } else {
+                build(&a)
+            };
+            let (mut cb, _) = build(&b);
+            let expected = cb.clone().joined(&ca);
+            ca.seen().restore(&mut cb);
+            cb == expected && check_normal(&cb)
         }
 
         fn wire_round_trip_is_canonical(a: Vec<(u8, u8)>) -> bool {

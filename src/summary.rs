@@ -1,7 +1,7 @@
 //! Summaries: what a state has seen, in a few bytes, so a peer can compute
 //! what it lacks without receiving the whole state.
 //!
-//! [`Decompose::delta`](crate::Decompose::delta) needs both states. Over a
+//! [`Decompose::delta`] needs both states. Over a
 //! network, one side first sends a *summary* of its state; the other answers
 //! with [`Summarize::delta_for`], a state `δ` such that `δ ⊔ b == a ⊔ b` for
 //! every `b` with that summary. This is the digest-driven synchronisation of

@@ -31,7 +31,6 @@ use std::borrow::Borrow;
 use crate::causal::CausalContext;
 use crate::causal_state::{causal_newtype, Causal, CausalCrdt};
 use crate::dot_store::{DotMap, DotStore};
-use crate::lattice::Lattice;
 
 /// An observed-remove map of causal CRDTs.
 pub struct OrMap<K, V: CausalCrdt>(Causal<DotMap<K, V::Store>>);
@@ -86,7 +85,7 @@ where
         f: impl FnOnce(&mut V) -> Result<V, E>,
     ) -> Result<Self, E> {
         let (store, ctx) = self.0.parts_mut();
-        let seen = ctx.clone();
+        let seen = ctx.seen();
         // One descent: the value's slot, filled with bottom if the key is new.
         let slot = store.slot(key.clone());
         let inner = core::mem::take(slot);
@@ -94,9 +93,7 @@ where
         let result = f(&mut value);
         let (inner, mut after) = value.into_causal().into_parts();
         // A closure may replace the value wholesale; never forget seen dots.
-        if !seen.is_subset(&after) {
-            after.join(&seen);
-        }
+        seen.restore(&mut after);
         *ctx = after;
         let emptied = inner.is_empty();
         *slot = inner;
@@ -258,6 +255,7 @@ where
 mod tests {
     use super::*;
     use crate::counter::CausalCounter;
+    use crate::lattice::Lattice;
     use crate::register::MvRegister;
     use crate::replica::ReplicaId;
     use crate::set::OrSet;

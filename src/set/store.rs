@@ -105,7 +105,18 @@ impl<E> Entry<E> {
 }
 
 /// The dot store of an [`OrSet`](crate::OrSet): each live element with its
-/// dots. See the [module documentation](self) for the layout.
+/// dots.
+///
+/// Entries `(element, dot)` live in an arena in arrival order (an add
+/// appends; a remove marks entries dead and the arena is compacted once the
+/// dead outnumber the live); a hash index (SipHash-1-3 under a per-process
+/// random key) maps each element to its first entry, further dots of the
+/// same element (concurrent adds) follow through a link; stores of up to 8
+/// entries are searched without an index, so a one-element delta allocates
+/// nothing; replica ids are interned per store. Joins walk both stores' dots
+/// replica by replica in counter order, and a small delta's elements are
+/// looked up instead. Iteration order is arrival order, which merges and
+/// compactions change: no order is promised.
 #[derive(Clone)]
 pub struct SetStore<E> {
     replicas: SmallVec<[ReplicaId; 2]>,
