@@ -465,7 +465,16 @@ impl<E: Eq + Hash> SetStore<E> {
         if self.entries.capacity() > 2 * self.entries.len() + SMALL {
             self.entries.shrink_to_fit();
         }
-        self.rebuild_index();
+        // More than SMALL dead entries: the store was indexed.
+        if self.indexed() && self.index.capacity() <= 4 * self.elems + 16 {
+            // The elements, hence their hashes, are unchanged: renumber the
+            // slots in place instead of hashing every element again.
+            for s in self.index.iter_mut() {
+                *s = map[*s as usize];
+            }
+        } else {
+            self.rebuild_index();
+        }
     }
 
     /// Makes `dot` the only dot of `elem`, calling `old` on the dots it
