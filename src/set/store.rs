@@ -856,8 +856,14 @@ where
                 })
                 .map(|(i, _)| i as u32)
                 .collect();
-            // Grow the arena and the index once, not step by step.
-            self.entries.reserve(fresh.len());
+            // Grow the arena and the index once, not step by step; a large
+            // merge sizes the arena exactly (a merged state holds no slack),
+            // a delta leaves the usual doubling to amortise appends.
+            if fresh.len() > self.entries.len() / 4 {
+                self.entries.reserve_exact(fresh.len());
+            } else {
+                self.entries.reserve(fresh.len());
+            }
             if self.indexed() {
                 let Self { entries, index, .. } = self;
                 index.reserve(fresh.len(), |&s| hash_of(&entries[s as usize].elem));
