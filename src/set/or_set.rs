@@ -27,11 +27,13 @@ use core::fmt::Debug;
 use core::hash::Hash;
 use std::borrow::Borrow;
 
+use smallvec::SmallVec;
+
 use crate::causal::CausalContext;
 use crate::causal_state::{causal_newtype, Causal, CausalCrdt};
 use crate::dot_store::DotStore;
 use crate::error::OverflowError;
-use crate::replica::ReplicaId;
+use crate::replica::{Dot, ReplicaId};
 use crate::set::{Elements, SetStore};
 
 /// An add-wins observed-remove set.
@@ -93,8 +95,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (store, _) = self.0.parts_mut();
-        let mut delta_ctx = CausalContext::new();
-        store.remove(elem, |d| delta_ctx.insert(d));
+        let mut dots: SmallVec<[Dot; 2]> = SmallVec::new();
+        store.remove(elem, |d| dots.push(d));
+        // Usually one dot: a context built inline, no search.
+        let delta_ctx = match dots[..] {
+            [one] => CausalContext::single(one),
+            _ => CausalContext::from_dots(dots),
+        };
         OrSet(Causal::from_parts_unchecked(SetStore::default(), delta_ctx))
     }
 
