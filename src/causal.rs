@@ -39,27 +39,45 @@ use crate::lattice::Lattice;
 use crate::replica::{Dot, ReplicaId};
 
 /// An inclusive range of dot counters, `1 <= start <= end`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Span {
-    start: u64,
-    end: u64,
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Span {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 /// Sorted, disjoint, non-adjacent spans of one replica.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
-struct Spans(SmallVec<[Span; 1]>);
+#[derive(PartialEq, Eq, Hash, Debug, Default)]
+pub(crate) struct Spans(SmallVec<[Span; 1]>);
+
+impl Clone for Spans {
+    fn clone(&self) -> Self {
+        // Spans are `Copy`: one copy of the slice, not an element-wise clone.
+        Spans(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Spans {
-    fn contains(&self, n: u64) -> bool {
+    /// Whether counter `n` is in one of the spans.
+    #[inline]
+    pub(crate) fn contains(&self, n: u64) -> bool {
+        // Most contexts are one span per replica: skip the search.
+        if let [only] = &self.0[..] {
+            return only.start <= n && n <= only.end;
+        }
         let i = self.0.partition_point(|s| s.end < n);
         i < self.0.len() && self.0[i].start <= n
+    }
+
+    /// The spans, in order.
+    pub(crate) fn as_slice(&self) -> &[Span] {
+        &self.0
     }
 
     fn max(&self) -> u64 {
         self.0.last().map_or(0, |s| s.end)
     }
 
-    fn count(&self) -> u128 {
+    pub(crate) fn count(&self) -> u128 {
         self.0.iter().map(|s| u128::from(s.end - s.start) + 1).sum()
     }
 
@@ -150,6 +168,10 @@ impl Spans {
     }
 
     fn is_subset(&self, other: &Spans) -> bool {
+        // The usual case: one span each.
+        if let ([a], [b]) = (&self.0[..], &other.0[..]) {
+            return b.start <= a.start && a.end <= b.end;
+        }
         self.0.iter().all(|s| {
             let i = other.0.partition_point(|o| o.end < s.start);
             i < other.0.len() && other.0[i].start <= s.start && s.end <= other.0[i].end
@@ -161,9 +183,19 @@ impl Spans {
 ///
 /// Entries are sorted by replica and never empty, so equal sets of dots are
 /// equal values and encode to equal bytes.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct CausalContext {
     entries: SmallVec<[(ReplicaId, Spans); 2]>,
+}
+
+impl Clone for CausalContext {
+    fn clone(&self) -> Self {
+        let mut entries = SmallVec::with_capacity(self.entries.len());
+        for (r, spans) in &self.entries {
+            entries.push((*r, spans.clone()));
+        }
+        CausalContext { entries }
+    }
 }
 
 impl CausalContext {
@@ -181,12 +213,31 @@ impl CausalContext {
         ctx
     }
 
+    /// The context holding exactly `dot` (no allocation).
+    pub fn single(dot: Dot) -> Self {
+        let mut spans = Spans::default();
+        spans.0.push(Span {
+            start: dot.counter(),
+            end: dot.counter(),
+        });
+        let mut entries = SmallVec::new();
+        entries.push((dot.replica(), spans));
+        CausalContext { entries }
+    }
+
     /// Whether no dot has been seen.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     fn find(&self, r: &ReplicaId) -> Result<usize, usize> {
+        // A context usually names a handful of replicas: comparing ids for
+        // equality (two words) beats a binary search of byte-wise orders.
+        if self.entries.len() <= 4 {
+            if let Some(i) = self.entries.iter().position(|(x, _)| x == r) {
+                return Ok(i);
+            }
+        }
         self.entries.binary_search_by(|(x, _)| x.cmp(r))
     }
 
@@ -234,6 +285,43 @@ impl CausalContext {
             .checked_add(1)
             .ok_or(OverflowError::Dots)?;
         Dot::new(replica, n).ok_or(OverflowError::Dots)
+    }
+
+    /// Issues a fresh dot for `replica` and records it: [`next_dot`] and
+    /// [`insert`] in one lookup, which is what a mutator does.
+    ///
+    /// [`next_dot`]: CausalContext::next_dot
+    /// [`insert`]: CausalContext::insert
+    pub fn issue(&mut self, replica: ReplicaId) -> Result<Dot, OverflowError> {
+        match self.find(&replica) {
+            Ok(i) => {
+                let spans = &mut self.entries[i].1;
+                let n = spans.max().checked_add(1).ok_or(OverflowError::Dots)?;
+                let dot = Dot::new(replica, n).ok_or(OverflowError::Dots)?;
+                // The last span ends at max = n - 1: extend it.
+                if let Some(last) = spans.0.last_mut() {
+                    last.end = n;
+                }
+                Ok(dot)
+            }
+            Err(i) => {
+                let dot = Dot::new(replica, 1).ok_or(OverflowError::Dots)?;
+                let mut spans = Spans::default();
+                spans.0.push(Span { start: 1, end: 1 });
+                self.entries.insert(i, (replica, spans));
+                Ok(dot)
+            }
+        }
+    }
+
+    /// The spans of `replica`, if it has dots here.
+    pub(crate) fn spans(&self, replica: &ReplicaId) -> Option<&Spans> {
+        self.find(replica).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The replica at position `index` of the table, with its spans.
+    pub(crate) fn entry_at(&self, index: usize) -> Option<(ReplicaId, &Spans)> {
+        self.entries.get(index).map(|(r, s)| (*r, s))
     }
 
     /// The replicas that have at least one dot here, in order.
@@ -284,10 +372,35 @@ impl CausalContext {
 
     /// Whether every dot of `self` is in `other`.
     pub fn is_subset(&self, other: &CausalContext) -> bool {
-        self.entries.iter().all(|(r, spans)| match other.find(r) {
-            Ok(i) => spans.is_subset(&other.entries[i].1),
-            Err(_) => false,
+        // A context and one grown from it usually list the same replicas at
+        // the same positions: compare in step, searching only on a mismatch.
+        self.entries.iter().enumerate().all(|(i, (r, spans))| {
+            if let Some((o, theirs)) = other.entries.get(i) {
+                if o == r {
+                    return spans.is_subset(theirs);
+                }
+            }
+            match other.find(r) {
+                Ok(i) => spans.is_subset(&other.entries[i].1),
+                Err(_) => false,
+            }
         })
+    }
+
+    /// What this context has seen, kept to make sure later that a context
+    /// derived from it forgot nothing (see [`Seen::restore`]). Contexts of
+    /// one range per replica, the usual shape, are kept inline.
+    pub(crate) fn seen(&self) -> Seen {
+        if self.entries.iter().all(|(_, s)| s.0.len() == 1) {
+            Seen::Ranges(
+                self.entries
+                    .iter()
+                    .map(|(r, s)| (*r, s.0[0].start, s.0[0].end))
+                    .collect(),
+            )
+        } else {
+            Seen::Full(self.clone())
+        }
     }
 
     /// The position of `replica` in the interning table of this context.
@@ -323,6 +436,20 @@ impl CausalContext {
     }
 }
 
+impl FromIterator<Dot> for CausalContext {
+    fn from_iter<I: IntoIterator<Item = Dot>>(iter: I) -> Self {
+        CausalContext::from_dots(iter)
+    }
+}
+
+impl Extend<Dot> for CausalContext {
+    fn extend<I: IntoIterator<Item = Dot>>(&mut self, iter: I) {
+        for d in iter {
+            self.insert(d);
+        }
+    }
+}
+
 impl core::fmt::Debug for CausalContext {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_map()
@@ -343,6 +470,39 @@ impl Lattice for CausalContext {
                     self.entries[i].1 = u;
                 }
                 Err(i) => self.entries.insert(i, (*r, spans.clone())),
+            }
+        }
+    }
+}
+
+/// A context's dots, kept by [`CausalContext::seen`].
+pub(crate) enum Seen {
+    /// One range per replica.
+    Ranges(SmallVec<[(ReplicaId, u64, u64); 4]>),
+    /// Any other shape.
+    Full(CausalContext),
+}
+
+impl Seen {
+    /// Adds to `ctx` whatever of these dots it lacks (usually nothing: a
+    /// mutator only ever adds dots).
+    pub(crate) fn restore(self, ctx: &mut CausalContext) {
+        match self {
+            Seen::Ranges(ranges) => {
+                for (r, start, end) in ranges {
+                    let covered = ctx.spans(&r).is_some_and(|s| {
+                        let i = s.0.partition_point(|x| x.end < start);
+                        i < s.0.len() && s.0[i].start <= start && end <= s.0[i].end
+                    });
+                    if !covered {
+                        ctx.insert_range(r, start, end);
+                    }
+                }
+            }
+            Seen::Full(seen) => {
+                if !seen.is_subset(ctx) {
+                    ctx.join(&seen);
+                }
             }
         }
     }
@@ -387,6 +547,10 @@ impl Canonical for CausalContext {
         )
     }
 
+    fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter().map(|(r, spans)| (r, SpanPairs(spans))))
+    }
+
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {
         const OVERFLOW: DecodeError = DecodeError::Invalid("dot range overflows u64");
         if !strictly_sorted(&wire.0, |a, b| a.0 < b.0) {
@@ -413,6 +577,22 @@ impl Canonical for CausalContext {
             entries.push((r, spans));
         }
         Ok(CausalContext { entries })
+    }
+}
+
+/// One replica's spans as wire pairs, serialised without collecting them.
+struct SpanPairs<'a>(&'a Spans);
+
+impl serde::Serialize for SpanPairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let spans = &self.0 .0;
+        s.collect_seq(spans.iter().enumerate().map(|(i, sp)| {
+            let gap = match i {
+                0 => sp.start - 1,
+                _ => sp.start - spans[i - 1].end - 2,
+            };
+            (gap, sp.end - sp.start)
+        }))
     }
 }
 
@@ -479,6 +659,33 @@ mod tests {
             check_normal(&d)
                 && d.dots().collect::<BTreeSet<_>>() == ma.difference(&mb).copied().collect()
                 && ca.is_subset(&cb) == ma.is_subset(&mb)
+        }
+
+        fn issue_is_next_dot_then_insert(a: Vec<(u8, u8)>, rep: u8) -> bool {
+            let (mut issued, _) = build(&a);
+            let mut by_hand = issued.clone();
+            let rep = r(rep % 5);
+            let x = issued.issue(rep).unwrap();
+            let y = by_hand.next_dot(rep).unwrap();
+            by_hand.insert(y);
+            x == y && issued == by_hand && check_normal(&issued)
+        }
+
+        fn seen_restores_what_a_context_forgot(a: Vec<(u8, u8)>, b: Vec<(u8, u8)>, ranges: bool) -> bool {
+            // Either shape: one range per replica (kept inline) or any.
+            let (ca, _) = if ranges {
+                let mut c = CausalContext::new();
+                for &(rep, n) in &a {
+                    c.insert_range(r(rep), 1, u64::from(n % 40) + 1);
+                }
+                (c, BTreeSet::new())
+            } else {
+                build(&a)
+            };
+            let (mut cb, _) = build(&b);
+            let expected = cb.clone().joined(&ca);
+            ca.seen().restore(&mut cb);
+            cb == expected && check_normal(&cb)
         }
 
         fn wire_round_trip_is_canonical(a: Vec<(u8, u8)>) -> bool {

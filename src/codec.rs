@@ -121,18 +121,94 @@ pub trait Canonical: Sized {
 
     /// Validates a decoded wire form and builds the state.
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError>;
+
+    /// Serialises the wire form straight from the state.
+    ///
+    /// Must write exactly what `self.to_wire().serialize(s)` writes (the
+    /// default does just that); types override it to skip building the
+    /// wire form (cloning elements, collecting vectors) on the hot path of
+    /// [`encode_into`].
+    fn serialize_wire<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_wire().serialize(s)
+    }
+}
+
+/// The version of the canonical encoding, bumped whenever the bytes of some
+/// state change, so that stored or shipped encodings can be told apart.
+///
+/// - 1: the first encoding.
+/// - 2: an [`OrSet`](crate::OrSet)'s store lists its live dots as runs of
+///   positions within its causal context, then its elements in dot order
+///   (it listed each element with its dots). Every other type encodes as in
+///   version 1.
+pub const VERSION: u16 = 2;
+
+/// A state serialised through [`Canonical::serialize_wire`].
+struct Streamed<'a, T>(&'a T);
+
+impl<T: Canonical> Serialize for Streamed<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_wire(s)
+    }
+}
+
+/// A postcard output that appends to a caller's buffer, copying byte
+/// strings in one go.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Appender<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Encodes a state canonically.
+///
+/// Allocates a fresh vector; [`encode_into`] reuses one.
 pub fn encode<T: Canonical>(value: &T) -> Vec<u8> {
-    // Serialising plain data into a Vec cannot fail: postcard only errors on
-    // unsupported serde features, which the wire forms do not use.
-    postcard::to_allocvec(&value.to_wire()).unwrap_or_default()
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
 }
 
-/// The length of `encode(value)`.
+/// Encodes a state canonically into `out`, replacing its contents and
+/// keeping its allocation: a buffer reused across calls stops growing once
+/// it has held the largest encoding.
+///
+/// ```
+/// use accordant::{codec, GCounter, ReplicaId};
+/// let mut buf = Vec::with_capacity(64);
+/// let mut c = GCounter::new();
+/// for n in 1..=10 {
+///     let _ = c.increment(ReplicaId::from_u128(u128::from(n % 3)), n).unwrap();
+///     codec::encode_into(&c, &mut buf);
+///     assert_eq!(buf, codec::encode(&c));
+/// }
+/// assert_eq!(buf.capacity(), 64, "never reallocated");
+/// ```
+pub fn encode_into<T: Canonical>(value: &T, out: &mut Vec<u8>) {
+    out.clear();
+    // Serialising plain data cannot fail: postcard only errors on
+    // unsupported serde features, which the wire forms do not use, and
+    // this output never runs out of space.
+    let _ = postcard::serialize_with_flavor::<_, _, ()>(&Streamed(value), Appender(out));
+}
+
+/// The length of `encode(value)`, computed without allocating it.
 pub fn encoded_len<T: Canonical>(value: &T) -> usize {
-    postcard::experimental::serialized_size(&value.to_wire()).unwrap_or(0)
+    postcard::experimental::serialized_size(&Streamed(value)).unwrap_or(0)
 }
 
 /// Decodes and validates a state from untrusted bytes.
@@ -143,7 +219,7 @@ pub fn decode<T: Canonical>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeEr
             limit: limits.max_bytes,
         });
     }
-    let (wire, rest) = postcard::take_from_bytes::<T::Wire>(bytes)?;
+    let (wire, rest) = postcard::take_from_bytes::<T::Wire>(bytes).map_err(malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
@@ -153,6 +229,24 @@ pub fn decode<T: Canonical>(bytes: &[u8], limits: &Limits) -> Result<T, DecodeEr
         return Err(DecodeError::NonCanonical("overlong varint"));
     }
     T::from_wire(wire, &mut Budget::new(limits))
+}
+
+/// A postcard failure, as a [`DecodeError`] that names no postcard type.
+fn malformed(e: postcard::Error) -> DecodeError {
+    use postcard::Error as P;
+    DecodeError::Malformed(match e {
+        P::DeserializeUnexpectedEnd => "unexpected end of input",
+        P::DeserializeBadVarint => "bad varint",
+        P::DeserializeBadBool => "bad bool",
+        P::DeserializeBadChar => "bad char",
+        P::DeserializeBadUtf8 => "bad utf-8",
+        P::DeserializeBadOption => "bad option tag",
+        P::DeserializeBadEnum => "bad enum tag",
+        P::DeserializeBadEncoding => "bad encoding",
+        P::DeserializeBadCrc => "bad crc",
+        P::SerdeDeCustom => "invalid value",
+        _ => "postcard error",
+    })
 }
 
 /// A sequence on the wire that never preallocates from the claimed length.
@@ -209,7 +303,7 @@ macro_rules! serde_via_wire {
             $ty: $crate::codec::Canonical,
         {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                $crate::codec::Canonical::to_wire(self).serialize(s)
+                $crate::codec::Canonical::serialize_wire(self, s)
             }
         }
 

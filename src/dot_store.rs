@@ -21,10 +21,11 @@
 //! context's replica table).
 
 use core::fmt::Debug;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
 use crate::causal::{CausalContext, WireDot};
@@ -76,6 +77,26 @@ pub trait WireStore: DotStore {
         dots: &mut Vec<Dot>,
         budget: &mut Budget,
     ) -> Result<Self, DecodeError>;
+
+    /// Serialises the wire form straight from the store: exactly what
+    /// `self.to_wire(ctx).serialize(s)` writes (the default), without
+    /// building it.
+    fn serialize_wire<Ser: Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        self.to_wire(ctx).serialize(s)
+    }
+}
+
+/// A store serialised in its context, through [`WireStore::serialize_wire`].
+pub(crate) struct InContext<'a, S>(pub(crate) &'a S, pub(crate) &'a CausalContext);
+
+impl<S: WireStore> Serialize for InContext<'_, S> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        self.0.serialize_wire(self.1, s)
+    }
 }
 
 /// A set of dots, sorted; usually one dot, stored inline.
@@ -174,6 +195,14 @@ impl WireStore for DotSet {
 
     fn to_wire(&self, ctx: &CausalContext) -> Self::Wire {
         SeqVec(self.0.iter().map(|d| ctx.wire_dot(d)).collect())
+    }
+
+    fn serialize_wire<Ser: Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        s.collect_seq(self.0.iter().map(|d| ctx.wire_dot(d)))
     }
 
     fn from_wire(
@@ -327,6 +356,14 @@ where
         )
     }
 
+    fn serialize_wire<Ser: Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        s.collect_seq(self.0.iter().map(|(d, v)| (ctx.wire_dot(d), v)))
+    }
+
     fn from_wire(
         wire: Self::Wire,
         ctx: &CausalContext,
@@ -358,18 +395,31 @@ impl<K, S> Default for DotMap<K, S> {
 }
 
 impl<K: Ord, S> DotMap<K, S> {
-    /// The nested store under `key`.
-    pub fn get(&self, key: &K) -> Option<&S> {
+    /// The nested store under `key` (or any borrowed form of it).
+    pub fn get<Q>(&self, key: &Q) -> Option<&S>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.get(key)
     }
 
     /// Whether `key` has a (non-empty) store.
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.contains_key(key)
     }
 
     /// Entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &S)> {
+        self.0.iter()
+    }
+
+    /// Entries in key order, as the map's own iterator.
+    pub(crate) fn entries(&self) -> std::collections::btree_map::Iter<'_, K, S> {
         self.0.iter()
     }
 
@@ -389,8 +439,21 @@ impl<K: Ord, S> DotMap<K, S> {
     }
 
     /// Removes and returns the store under `key`.
-    pub(crate) fn take(&mut self, key: &K) -> Option<S> {
+    pub(crate) fn take<Q>(&mut self, key: &Q) -> Option<S>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.remove(key)
+    }
+
+    /// The store under `key`, bottom if the key was absent (the caller
+    /// removes it again if it stays empty).
+    pub(crate) fn slot(&mut self, key: K) -> &mut S
+    where
+        S: Default,
+    {
+        self.0.entry(key).or_default()
     }
 
     /// Puts a non-empty `store` under `key`, returning the store it replaces.
@@ -516,6 +579,14 @@ where
                 .map(|(k, s)| (k.clone(), s.to_wire(ctx)))
                 .collect(),
         )
+    }
+
+    fn serialize_wire<Ser: Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        s.collect_seq(self.0.iter().map(|(k, v)| (k, InContext(v, ctx))))
     }
 
     fn from_wire(

@@ -42,25 +42,6 @@ pub enum DecodeError {
     Invalid(&'static str),
 }
 
-impl From<postcard::Error> for DecodeError {
-    fn from(e: postcard::Error) -> Self {
-        use postcard::Error as P;
-        DecodeError::Malformed(match e {
-            P::DeserializeUnexpectedEnd => "unexpected end of input",
-            P::DeserializeBadVarint => "bad varint",
-            P::DeserializeBadBool => "bad bool",
-            P::DeserializeBadChar => "bad char",
-            P::DeserializeBadUtf8 => "bad utf-8",
-            P::DeserializeBadOption => "bad option tag",
-            P::DeserializeBadEnum => "bad enum tag",
-            P::DeserializeBadEncoding => "bad encoding",
-            P::DeserializeBadCrc => "bad crc",
-            P::SerdeDeCustom => "invalid value",
-            _ => "postcard error",
-        })
-    }
-}
-
 /// An arithmetic result that does not fit its type.
 ///
 /// Counters use checked arithmetic: an increment that would overflow is

@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bytes;
 pub mod causal;
 pub mod causal_state;
 pub mod clock;
@@ -57,6 +58,7 @@ pub mod replica;
 pub mod set;
 pub mod summary;
 
+pub use bytes::Bytes;
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
 pub use clock::{Clock, Hlc, HlcClock, ManualClock, SystemClock};
@@ -69,5 +71,5 @@ pub use lattice::{Decompose, Lattice};
 pub use map::{OrMap, ShoppingCart};
 pub use register::{LwwRegister, MvRegister};
 pub use replica::{Dot, ReplicaId};
-pub use set::{OrSet, RwSet};
+pub use set::{OrSet, RwSet, SetStore};
 pub use summary::{LwwStamp, Summarize};

@@ -38,6 +38,20 @@ impl ReplicaId {
         ReplicaId(Uuid::from_bytes(bytes))
     }
 
+    /// A fresh random id (a version-4 UUID from the operating system's
+    /// random source): what a new replica, or one that lost its dot
+    /// counters, takes as its identity.
+    ///
+    /// ```
+    /// use accordant::ReplicaId;
+    /// let (a, b) = (ReplicaId::random(), ReplicaId::random());
+    /// assert_ne!(a, b);
+    /// assert_eq!(a.as_uuid().get_version_num(), 4);
+    /// ```
+    pub fn random() -> Self {
+        ReplicaId(Uuid::new_v4())
+    }
+
     /// Builds an id from a number: handy for tests and deterministic examples.
     pub const fn from_u128(n: u128) -> Self {
         ReplicaId(Uuid::from_u128(n))
@@ -103,6 +117,12 @@ impl Dot {
         }
     }
 
+    /// A dot from a counter known to be >= 1 (a live entry of a store).
+    pub(crate) const fn from_parts(replica: ReplicaId, counter: u64) -> Self {
+        debug_assert!(counter != 0);
+        Dot { replica, counter }
+    }
+
     /// The replica that made the event.
     pub const fn replica(&self) -> ReplicaId {
         self.replica
@@ -111,6 +131,19 @@ impl Dot {
     /// The event's sequence number at its replica (>= 1).
     pub const fn counter(&self) -> u64 {
         self.counter
+    }
+}
+
+/// `replica:counter`, the replica as its full UUID.
+///
+/// ```
+/// use accordant::{Dot, ReplicaId};
+/// let d = Dot::new(ReplicaId::from_u128(1), 7).unwrap();
+/// assert_eq!(d.to_string(), "00000000-0000-0000-0000-000000000001:7");
+/// ```
+impl fmt::Display for Dot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.replica, self.counter)
     }
 }
 

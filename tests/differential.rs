@@ -313,7 +313,10 @@ impl Subject for SetPair {
     }
 
     fn read_acc(&self) -> Vec<u8> {
-        self.acc.iter().copied().collect()
+        // Sorted, as the crdts read is: OrSet iterates in no set order.
+        let mut v: Vec<u8> = self.acc.iter().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     fn read_crdts(&self) -> Vec<u8> {
@@ -333,7 +336,7 @@ impl Subject for SetPair {
         // that element by that actor, i.e. exactly crdts' entry.
         for (e, dots) in self.acc.as_causal().store().iter() {
             let clock = self.crdts.contains(e).rm_clock;
-            for d in dots.iter() {
+            for d in dots {
                 let actor = d.replica().as_bytes()[15];
                 assert_eq!(
                     clock.get(&actor),

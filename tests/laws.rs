@@ -262,6 +262,12 @@ fn codec_round_trips<T: Subject>(h: History, i: u8) -> TestResult {
     };
     for x in [r.pick(i), &delta, &T::default()] {
         let bytes = encode(x);
+        // The streamed encoding is the wire form's, byte for byte.
+        let via_wire = postcard::to_allocvec(&x.to_wire()).expect("wire forms serialise");
+        ensure!(
+            bytes == via_wire,
+            "encode(x) differs from postcard(x.to_wire())\nx = {x:?}"
+        );
         ensure!(
             encoded_len(x) == bytes.len(),
             "encoded_len {} != {}",

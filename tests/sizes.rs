@@ -63,9 +63,10 @@ fn orset_grows_with_live_elements_not_history() {
     }
     // 10 live elements; 10,000 dots of history are one range of the context.
     assert_eq!(s.len(), 10);
-    // context: len + id + (len, gap 0, 2-byte length) = 21 bytes, plus len;
-    // each element: 2-byte value + (len, index, 2-byte counter) = 6 bytes.
-    assert_eq!(encoded_len(&s), 21 + 1 + 10 * 6);
+    // context: len + id + (len, gap 0, 2-byte length) = 21 bytes;
+    // live dots: len + (replica index, len, one run: 2-byte gap, length) = 6;
+    // elements: len + 10 x 2-byte value = 21 (the dots cost nothing more).
+    assert_eq!(encoded_len(&s), 21 + 6 + 21);
 }
 
 #[test]

@@ -35,8 +35,15 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 
 /// A counter of dots, resettable by observed remove.
-#[derive(Clone, PartialEq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CausalCounter(Causal<DotFun<i64>>);
+
+/// The value.
+impl core::fmt::Display for CausalCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.value())
+    }
+}
 
 impl CausalCounter {
     /// The zero counter.
@@ -54,12 +61,11 @@ impl CausalCounter {
             return Err(OverflowError::Counter);
         }
         let (store, ctx) = self.0.parts_mut();
-        let dot = ctx.next_dot(replica)?;
-        ctx.insert(dot);
+        let dot = ctx.issue(replica)?;
         store.insert(dot, amount);
         Ok(CausalCounter(Causal::from_parts_unchecked(
             DotFun::single(dot, amount),
-            CausalContext::from_dots([dot]),
+            CausalContext::single(dot),
         )))
     }
 
@@ -82,10 +88,9 @@ impl CausalCounter {
     #[must_use = "the delta is what other replicas need"]
     pub fn set(&mut self, replica: ReplicaId, value: i64) -> Result<Self, OverflowError> {
         let (store, ctx) = self.0.parts_mut();
-        let dot = ctx.next_dot(replica)?;
-        let mut delta_ctx = CausalContext::from_dots([dot]);
+        let dot = ctx.issue(replica)?;
+        let mut delta_ctx = CausalContext::single(dot);
         store.for_each_dot(&mut |d| delta_ctx.insert(*d));
-        ctx.insert(dot);
         *store = DotFun::single(dot, value);
         Ok(CausalCounter(Causal::from_parts_unchecked(
             DotFun::single(dot, value),

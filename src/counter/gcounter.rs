@@ -28,7 +28,7 @@ use crate::lattice::{Decompose, Lattice};
 use crate::replica::ReplicaId;
 
 /// A grow-only counter: per-replica counts, sorted by replica, never zero.
-#[derive(Clone, PartialEq, Eq, Default, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
 pub struct GCounter(SmallVec<[(ReplicaId, u64); 4]>);
 
 impl GCounter {
@@ -149,12 +149,23 @@ impl Decompose for GCounter {
     }
 }
 
+/// The value.
+impl core::fmt::Display for GCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.value_u128())
+    }
+}
+
 impl Canonical for GCounter {
     /// `(replica, count)` pairs sorted by replica, counts non-zero.
     type Wire = SeqVec<(ReplicaId, u64)>;
 
     fn to_wire(&self) -> Self::Wire {
         SeqVec(self.0.to_vec())
+    }
+
+    fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.0[..], s)
     }
 
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {

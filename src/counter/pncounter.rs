@@ -24,7 +24,7 @@ use crate::lattice::{Decompose, Lattice};
 use crate::replica::ReplicaId;
 
 /// A positive-negative counter.
-#[derive(Clone, PartialEq, Eq, Default, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
 pub struct PNCounter {
     p: GCounter,
     n: GCounter,
@@ -113,6 +113,13 @@ impl Decompose for PNCounter {
             p: self.p.delta(&other.p),
             n: self.n.delta(&other.n),
         }
+    }
+}
+
+/// The value.
+impl core::fmt::Display for PNCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.value())
     }
 }
 

@@ -26,6 +26,7 @@
 //! ```
 
 use core::fmt::Debug;
+use std::borrow::Borrow;
 
 use crate::causal_state::{Causal, CausalCrdt};
 use crate::codec::{serde_via_wire, Budget, Canonical};
@@ -56,6 +57,8 @@ impl<Item: Debug> Debug for ShoppingCart<Item> {
         f.debug_tuple("ShoppingCart").field(&self.0).finish()
     }
 }
+
+impl<Item: Eq> Eq for ShoppingCart<Item> {}
 
 impl<Item> Default for ShoppingCart<Item> {
     fn default() -> Self {
@@ -102,9 +105,13 @@ where
             .map(ShoppingCart)
     }
 
-    /// Removes `item`; returns the delta.
+    /// Removes `item` (any borrowed form of it); returns the delta.
     #[must_use = "the delta is what other replicas need"]
-    pub fn remove_item(&mut self, item: &Item) -> Self {
+    pub fn remove_item<Q>(&mut self, item: &Q) -> Self
+    where
+        Item: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         ShoppingCart(self.0.remove(item))
     }
 
@@ -114,8 +121,21 @@ where
         ShoppingCart(self.0.clear())
     }
 
-    /// The quantity of `item` (0 if absent).
-    pub fn quantity(&self, item: &Item) -> u64 {
+    /// The quantity of `item` (0 if absent), looked up by any borrowed
+    /// form of it.
+    ///
+    /// ```
+    /// use accordant::{ReplicaId, ShoppingCart};
+    /// let mut cart: ShoppingCart<String> = ShoppingCart::new();
+    /// let _ = cart.add(ReplicaId::from_u128(1), "apple".to_string(), 3).unwrap();
+    /// assert_eq!(cart.quantity("apple"), 3);
+    /// assert_eq!(cart.quantity("pear"), 0);
+    /// ```
+    pub fn quantity<Q>(&self, item: &Q) -> u64
+    where
+        Item: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0
             .get(item)
             .map_or(0, |s| u64::try_from(store_value(s)).unwrap_or(0))
@@ -181,12 +201,28 @@ where
         self.0.to_wire()
     }
 
+    fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_wire(s)
+    }
+
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {
         OrMap::from_wire(wire, budget).map(ShoppingCart)
     }
 }
 
 serde_via_wire!([Item] ShoppingCart<Item>);
+
+impl<'a, Item> IntoIterator for &'a ShoppingCart<Item>
+where
+    Item: Clone + Ord + Debug,
+{
+    type Item = (&'a Item, u64);
+    type IntoIter = Box<dyn Iterator<Item = (&'a Item, u64)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.items())
+    }
+}
 
 impl<Item> CausalCrdt for ShoppingCart<Item>
 where

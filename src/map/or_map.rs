@@ -22,15 +22,15 @@
 //! let _ = b.try_update("tags", |s| s.add(us, "new")).unwrap(); // US adds concurrently
 //! a.join(&b);
 //! let tags = a.get(&"tags").unwrap();
-//! assert!(tags.contains_key(&"new") && !tags.contains_key(&"old"));
+//! assert!(tags.contains("new") && !tags.contains("old"));
 //! ```
 
 use core::fmt::Debug;
+use std::borrow::Borrow;
 
 use crate::causal::CausalContext;
 use crate::causal_state::{causal_newtype, Causal, CausalCrdt};
 use crate::dot_store::{DotMap, DotStore};
-use crate::lattice::Lattice;
 
 /// An observed-remove map of causal CRDTs.
 pub struct OrMap<K, V: CausalCrdt>(Causal<DotMap<K, V::Store>>);
@@ -52,6 +52,8 @@ impl<K: Debug, V: CausalCrdt> Debug for OrMap<K, V> {
         f.debug_tuple("OrMap").field(&self.0).finish()
     }
 }
+
+impl<K: Eq, V: CausalCrdt> Eq for OrMap<K, V> where V::Store: Eq {}
 
 impl<K, V: CausalCrdt> Default for OrMap<K, V> {
     fn default() -> Self {
@@ -83,15 +85,21 @@ where
         f: impl FnOnce(&mut V) -> Result<V, E>,
     ) -> Result<Self, E> {
         let (store, ctx) = self.0.parts_mut();
-        let inner = store.take(&key).unwrap_or_default();
-        let seen = ctx.clone();
+        let seen = ctx.seen();
+        // One descent: the value's slot, filled with bottom if the key is new.
+        let slot = store.slot(key.clone());
+        let inner = core::mem::take(slot);
         let mut value = V::from_causal(Causal::from_parts_unchecked(inner, core::mem::take(ctx)));
         let result = f(&mut value);
         let (inner, mut after) = value.into_causal().into_parts();
         // A closure may replace the value wholesale; never forget seen dots.
-        after.join(&seen);
+        seen.restore(&mut after);
         *ctx = after;
-        store.put(key.clone(), inner);
+        let emptied = inner.is_empty();
+        *slot = inner;
+        if emptied {
+            let _ = store.take(&key);
+        }
         let (dstore, dctx) = result?.into_causal().into_parts();
         let mut m = DotMap::default();
         m.put(key, dstore);
@@ -108,8 +116,13 @@ where
     }
 
     /// Removes `key` (the dots of its value seen here); returns the delta.
+    /// Takes any borrowed form of the key (`&str` for a `String` key).
     #[must_use = "the delta is what other replicas need"]
-    pub fn remove(&mut self, key: &K) -> Self {
+    pub fn remove<Q>(&mut self, key: &Q) -> Self
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let (store, _) = self.0.parts_mut();
         let mut dctx = CausalContext::new();
         if let Some(old) = store.take(key) {
@@ -129,15 +142,32 @@ where
     }
 
     /// The value under `key`, as its dot store (see the store types for the
-    /// read methods: [`DotMap`] for sets and maps, [`DotFun`](crate::DotFun)
-    /// for registers and counters).
-    pub fn get(&self, key: &K) -> Option<&V::Store> {
+    /// read methods: [`SetStore`](crate::SetStore) for sets, [`DotMap`] for
+    /// maps, [`DotFun`](crate::DotFun) for registers and counters).
+    ///
+    /// ```
+    /// use accordant::{OrMap, OrSet, ReplicaId};
+    /// let mut m: OrMap<String, OrSet<String>> = OrMap::new();
+    /// let r = ReplicaId::from_u128(1);
+    /// let _ = m.update("tags".to_string(), |s| s.add(r, "new".to_string()).unwrap());
+    /// assert!(m.contains_key("tags")); // a `&str` finds a `String` key
+    /// assert!(m.get("tags").unwrap().contains("new"));
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<&V::Store>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.store().get(key)
     }
 
     /// The value under `key` as a standalone CRDT (cloning its store and the
     /// map's context), for reads through the value type's own API.
-    pub fn get_value(&self, key: &K) -> Option<V> {
+    pub fn get_value<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let s = self.get(key)?.clone();
         Some(V::from_causal(Causal::from_parts_unchecked(
             s,
@@ -146,7 +176,11 @@ where
     }
 
     /// Whether `key` is present.
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.0.store().contains_key(key)
     }
 
@@ -204,10 +238,24 @@ where
 
 causal_newtype!([K, V: CausalCrdt] OrMap<K, V> => DotMap<K, V::Store>);
 
+impl<'a, K, V> IntoIterator for &'a OrMap<K, V>
+where
+    K: Clone + Ord + Debug,
+    V: CausalCrdt,
+{
+    type Item = (&'a K, &'a V::Store);
+    type IntoIter = std::collections::btree_map::Iter<'a, K, V::Store>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.store().entries()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::counter::CausalCounter;
+    use crate::lattice::Lattice;
     use crate::register::MvRegister;
     use crate::replica::ReplicaId;
     use crate::set::OrSet;
@@ -273,7 +321,7 @@ mod tests {
             OrSet::new()
         });
         let d = a.try_update(3, |s| s.add(r(1), 3)).unwrap();
-        let dot = d.get(&3).unwrap().get(&3).unwrap().iter().next().copied();
+        let dot = d.get(&3).unwrap().get(&3).unwrap().next();
         assert_eq!(
             dot.map(|d| d.counter()),
             Some(2),

@@ -35,7 +35,7 @@ use crate::lattice::{Decompose, Lattice};
 use crate::replica::ReplicaId;
 
 /// A last-writer-wins register.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct LwwRegister<V> {
     entry: Option<(Hlc, ReplicaId, V)>,
 }
@@ -146,6 +146,10 @@ where
 
     fn to_wire(&self) -> Self::Wire {
         self.entry.clone()
+    }
+
+    fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.entry, s)
     }
 
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {

@@ -30,7 +30,7 @@ use crate::error::OverflowError;
 use crate::replica::ReplicaId;
 
 /// A multi-value register.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct MvRegister<V>(Causal<DotFun<V>>);
 
 impl<V> Default for MvRegister<V> {
@@ -52,10 +52,9 @@ where
     #[must_use = "the delta is what other replicas need"]
     pub fn write(&mut self, replica: ReplicaId, value: V) -> Result<Self, OverflowError> {
         let (store, ctx) = self.0.parts_mut();
-        let dot = ctx.next_dot(replica)?;
-        let mut delta_ctx = CausalContext::from_dots([dot]);
+        let dot = ctx.issue(replica)?;
+        let mut delta_ctx = CausalContext::single(dot);
         store.for_each_dot(&mut |d| delta_ctx.insert(*d));
-        ctx.insert(dot);
         *store = DotFun::single(dot, value.clone());
         Ok(MvRegister(Causal::from_parts_unchecked(
             DotFun::single(dot, value),

@@ -1,8 +1,9 @@
 //! `OrSet`: an add-wins observed-remove set without tombstones.
 //!
-//! The state is a `DotMap<E, DotSet>` with a causal context (the "AWSet" of
-//! Almeida, Shoker, Baquero, "Delta State Replicated Data Types", JPDC 2018,
-//! §7.1; the optimised OR-Set of Bieniusa et al., 2012). Adding `e` tags it
+//! The state is a [`SetStore`] (each element with its dots) and a causal
+//! context: the "AWSet" of Almeida, Shoker, Baquero ("Delta State Replicated
+//! Data Types", JPDC 2018, §7.1), the optimised OR-Set of Bieniusa et al.,
+//! 2012. Adding `e` tags it
 //! with a fresh dot and forgets the element's older dots; removing `e` forgets
 //! all dots of `e` the replica has seen. A concurrent add carries a dot the
 //! remover never saw, so it survives: **add wins**. Removed dots stay only as
@@ -23,16 +24,25 @@
 //! ```
 
 use core::fmt::Debug;
+use core::hash::Hash;
+use std::borrow::Borrow;
+
+use smallvec::SmallVec;
 
 use crate::causal::CausalContext;
 use crate::causal_state::{causal_newtype, Causal, CausalCrdt};
-use crate::dot_store::{DotMap, DotSet, DotStore};
+use crate::dot_store::DotStore;
 use crate::error::OverflowError;
-use crate::replica::ReplicaId;
+use crate::replica::{Dot, ReplicaId};
+use crate::set::{Elements, SetStore};
 
 /// An add-wins observed-remove set.
-#[derive(Clone, PartialEq, Debug)]
-pub struct OrSet<E>(Causal<DotMap<E, DotSet>>);
+///
+/// Elements need `Eq + Hash` (the store is hash-indexed: an add is one
+/// probe and an append); lookups take any borrowed form of the element, as
+/// `HashSet`'s do.
+#[derive(Clone, Debug)]
+pub struct OrSet<E>(Causal<SetStore<E>>);
 
 impl<E> Default for OrSet<E> {
     fn default() -> Self {
@@ -42,7 +52,7 @@ impl<E> Default for OrSet<E> {
 
 impl<E> OrSet<E>
 where
-    E: Clone + Ord + Debug,
+    E: Clone + Eq + Hash + Debug,
 {
     /// The empty set.
     pub fn new() -> Self {
@@ -51,51 +61,76 @@ where
 
     /// Adds `elem` at `replica`; returns the delta.
     ///
+    /// One hash probe and an append; the delta (one element, its dot and
+    /// the dots it replaces) is built inline, without allocating, in the
+    /// usual case of an element with at most one older dot.
+    ///
     /// Fails only if `replica` has exhausted its 2^64 dots.
     #[must_use = "the delta is what other replicas need"]
     pub fn add(&mut self, replica: ReplicaId, elem: E) -> Result<Self, OverflowError> {
         let (store, ctx) = self.0.parts_mut();
-        let dot = ctx.next_dot(replica)?;
-        let mut delta_ctx = CausalContext::from_dots([dot]);
-        if let Some(old) = store.replace(elem.clone(), DotSet::single(dot)) {
-            old.for_each_dot(&mut |d| delta_ctx.insert(*d));
-        }
-        ctx.insert(dot);
-        let mut delta_store = DotMap::default();
-        delta_store.put(elem, DotSet::single(dot));
-        Ok(OrSet(Causal::from_parts_unchecked(delta_store, delta_ctx)))
+        let dot = ctx.issue(replica)?;
+        let mut delta_ctx = CausalContext::single(dot);
+        store.replace(elem.clone(), dot, |old| delta_ctx.insert(old));
+        Ok(OrSet(Causal::from_parts_unchecked(
+            SetStore::single(elem, dot),
+            delta_ctx,
+        )))
     }
 
     /// Removes `elem` (all of its dots this replica has seen); returns the
     /// delta, which is empty-stored but carries the removed dots.
+    ///
+    /// ```
+    /// use accordant::{OrSet, ReplicaId};
+    /// let mut tags = OrSet::new();
+    /// let _ = tags.add(ReplicaId::from_u128(1), "urgent".to_string()).unwrap();
+    /// let _ = tags.remove("urgent"); // a `&str` finds a `String`
+    /// assert!(!tags.contains("urgent"));
+    /// ```
     #[must_use = "the delta is what other replicas need"]
-    pub fn remove(&mut self, elem: &E) -> Self {
+    pub fn remove<Q>(&mut self, elem: &Q) -> Self
+    where
+        E: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let (store, _) = self.0.parts_mut();
-        let mut delta_ctx = CausalContext::new();
-        if let Some(old) = store.take(elem) {
-            old.for_each_dot(&mut |d| delta_ctx.insert(*d));
-        }
-        OrSet(Causal::from_parts_unchecked(DotMap::default(), delta_ctx))
+        let mut dots: SmallVec<[Dot; 2]> = SmallVec::new();
+        store.remove(elem, |d| dots.push(d));
+        // Usually one dot: a context built inline, no search.
+        let delta_ctx = match dots[..] {
+            [one] => CausalContext::single(one),
+            _ => CausalContext::from_dots(dots),
+        };
+        OrSet(Causal::from_parts_unchecked(SetStore::default(), delta_ctx))
     }
 
     /// Removes every element; returns the delta.
     #[must_use = "the delta is what other replicas need"]
     pub fn clear(&mut self) -> Self {
         let (store, _) = self.0.parts_mut();
-        let mut delta_ctx = CausalContext::new();
-        store.for_each_dot(&mut |d| delta_ctx.insert(*d));
-        *store = DotMap::default();
-        OrSet(Causal::from_parts_unchecked(DotMap::default(), delta_ctx))
+        let mut dots = Vec::with_capacity(store.dot_count());
+        store.for_each_dot(&mut |d| dots.push(*d));
+        dots.sort_unstable();
+        *store = SetStore::default();
+        OrSet(Causal::from_parts_unchecked(
+            SetStore::default(),
+            CausalContext::from_dots(dots),
+        ))
     }
 
     /// Whether `elem` is in the set.
-    pub fn contains(&self, elem: &E) -> bool {
-        self.0.store().contains_key(elem)
+    pub fn contains<Q>(&self, elem: &Q) -> bool
+    where
+        E: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.store().contains(elem)
     }
 
-    /// The elements, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &E> {
-        self.0.store().keys()
+    /// The elements, in no particular order (sort them for a stable one).
+    pub fn iter(&self) -> Elements<'_, E> {
+        self.0.store().elements()
     }
 
     /// Number of elements.
@@ -120,11 +155,19 @@ where
     }
 }
 
+impl<E: Eq + Hash> PartialEq for OrSet<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<E: Eq + Hash> Eq for OrSet<E> {}
+
 impl<E> CausalCrdt for OrSet<E>
 where
-    E: Clone + Ord + Debug,
+    E: Clone + Eq + Hash + Debug,
 {
-    type Store = DotMap<E, DotSet>;
+    type Store = SetStore<E>;
 
     fn from_causal(state: Causal<Self::Store>) -> Self {
         OrSet(state)
@@ -139,11 +182,11 @@ where
     }
 }
 
-causal_newtype!([E] OrSet<E> => DotMap<E, DotSet>);
+causal_newtype!([E] OrSet<E> => SetStore<E>);
 
 impl<E> FromIterator<(ReplicaId, E)> for OrSet<E>
 where
-    E: Clone + Ord + Debug,
+    E: Clone + Eq + Hash + Debug,
 {
     /// Adds each element at its replica; panics never: an exhausted replica's
     /// adds are skipped (2^64 adds from one replica cannot happen in practice).
@@ -153,6 +196,18 @@ where
             let _ = s.add(r, e);
         }
         s
+    }
+}
+
+impl<'a, E> IntoIterator for &'a OrSet<E>
+where
+    E: Clone + Eq + Hash + Debug,
+{
+    type Item = &'a E;
+    type IntoIter = Elements<'a, E>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 

@@ -621,10 +621,10 @@ fn dot_outside_context() -> Vec<u8> {
     let mut s = V::new();
     let _ = s.add(r(1), 5);
     let mut bytes = codec::encode(&s);
-    // ... (store: 1 element, 5, 1 dot, replica #0, counter 1).
-    assert_eq!(bytes[bytes.len() - 5..], [1, 5, 1, 0, 1]);
-    let last = bytes.len() - 1;
-    bytes[last] = 2;
+    // ... (store: replica #0's live dots, 1 run: gap 0, length 1; 1 element, 5).
+    assert_eq!(bytes[bytes.len() - 5..], [1, 0, 0, 1, 5]);
+    let gap = bytes.len() - 4;
+    bytes[gap] = 1;
     assert!(matches!(
         codec::decode::<V>(&bytes, &Default::default()),
         Err(DecodeError::Invalid(_))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Settings of a [`SessionHost`].
+/// Settings of a [`SessionHost`](super::SessionHost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HostConfig {

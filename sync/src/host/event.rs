@@ -33,7 +33,7 @@ pub enum Outcome {
     /// The session failed with this error (see
     /// [`SyncError::is_peer_fault`]); the peer was told.
     Failed(SyncError),
-    /// Nothing accepted for [`HostConfig::session_timeout`]; the peer was
+    /// Nothing accepted for [`HostConfig::session_timeout`](super::HostConfig::session_timeout); the peer was
     /// told.
     TimedOut,
     /// The peer dropped it.
@@ -42,7 +42,7 @@ pub enum Outcome {
     /// won the tie-break, or the peer opened a new session, which means it
     /// had dropped this one.
     Superseded,
-    /// Dropped here through [`SessionHost::abort`].
+    /// Dropped here through [`SessionHost::abort`](super::SessionHost::abort).
     Aborted,
 }
 
@@ -75,7 +75,7 @@ pub enum HostEvent<P, T> {
     },
     /// A session ended (either role).
     Ended(SessionEnd<P, T>),
-    /// A peer's session was refused at [`HostConfig::max_sessions`].
+    /// A peer's session was refused at [`HostConfig::max_sessions`](super::HostConfig::max_sessions).
     Refused {
         /// The peer.
         peer: P,
@@ -87,12 +87,12 @@ pub enum HostEvent<P, T> {
     },
 }
 
-/// Why [`SessionHost::initiate`] did not start a session.
+/// Why [`SessionHost::initiate`](super::SessionHost::initiate) did not start a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Busy {
     /// A session with that peer is running.
     PeerBusy,
-    /// [`HostConfig::max_sessions`] sessions are running.
+    /// [`HostConfig::max_sessions`](super::HostConfig::max_sessions) sessions are running.
     AtCapacity,
 }

@@ -1,7 +1,7 @@
 //! The sans-IO session host: everything about running anti-entropy
 //! sessions with peers that is not the session protocol itself.
 //!
-//! A [`Session`] reconciles two stores, given its
+//! A [`Session`](crate::session::Session) reconciles two stores, given its
 //! messages once each and in order. Between it and a transport sits the
 //! [`SessionHost`], in the role quinn-proto's `Endpoint` plays for its
 //! connections: one per store (or per connection, keyed by channel), it
@@ -280,7 +280,7 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
     /// nothing was applied). A session that fails is ended, the peer told,
     /// and reported as a [`HostEvent::Ended`] with [`Outcome::Failed`]: a
     /// message that fails a session has changed nothing in the store (see
-    /// [`Session::handle`]).
+    /// [`Session::handle`](super::Session::handle)).
     pub fn handle(
         &mut self,
         now: Duration,

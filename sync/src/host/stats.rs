@@ -26,10 +26,10 @@ pub struct HostStats {
     /// Sessions that failed with an error here.
     pub sessions_failed: u64,
     /// Of those, failures that were the peer's fault
-    /// ([`SyncError::is_peer_fault`]).
+    /// ([`SyncError::is_peer_fault`](super::SyncError::is_peer_fault)).
     pub sessions_failed_peer_fault: u64,
     /// Of those, sessions whose stores kept changing through every pass
-    /// ([`SyncError::NotConverged`]).
+    /// ([`SyncError::NotConverged`](super::SyncError::NotConverged)).
     pub sessions_not_converged: u64,
     /// Sessions the peer aborted.
     pub sessions_aborted_by_peer: u64,
@@ -37,7 +37,7 @@ pub struct HostStats {
     pub sessions_timed_out: u64,
     /// Sessions replaced by the peer's.
     pub sessions_superseded: u64,
-    /// Sessions dropped through [`SessionHost::abort`].
+    /// Sessions dropped through [`SessionHost::abort`](super::SessionHost::abort).
     pub sessions_aborted: u64,
     /// Peers' sessions refused at the cap.
     pub sessions_refused: u64,

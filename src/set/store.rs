@@ -1,0 +1,1295 @@
+//! `SetStore`: the dot store of an OR-Set, built so that an add costs one
+//! hash probe and an append.
+//!
+//! Semantically this is the `DotMap<E, DotSet>` of Almeida, Shoker and
+//! Baquero ("Delta State Replicated Data Types", JPDC 2018, §7.1): each live
+//! element with the dots of its adds that nobody has removed. The layout is
+//! chosen for the operations a replica does most:
+//!
+//! - an **arena** of entries `(element, dot)`, one per live dot, in arrival
+//!   order. An add appends; a remove marks entries dead (counter 0), and the
+//!   arena is compacted once the dead outnumber the live, so the cost is
+//!   amortised O(1) and memory follows the live elements;
+//! - a **hash index** (a `hashbrown::HashTable` of 4-byte slot numbers,
+//!   hashed with SipHash-1-3 under a per-process random key, so peers cannot
+//!   aim collisions) from each element to the first entry of its *chain*.
+//!   The rare further dots of one element (adds made concurrently at several
+//!   replicas) follow through a `next` link, in arena order. Stores of up to
+//!   [`SMALL`] entries have no index and are searched linearly: a delta of
+//!   one element allocates nothing;
+//! - replica ids are **interned** per store, so an entry of a `u64` set is
+//!   24 bytes (element, counter, replica slot and link).
+//!
+//! The join of `(s, c)` and `(s', c')` keeps an entry of `s` unless `c'` has
+//! seen its dot and `s'` does not hold it (a removal there), and adds the
+//! entries of `s'` whose dots `c` has never seen: two linear passes with one
+//! hash probe per entry that needs one. Joining a small delta looks up only
+//! the delta's elements (and scans only when the delta removes dots of
+//! elements it does not name).
+//!
+//! The wire form lists the live dots of each replica as runs of positions
+//! within the replica's dots in the causal context, then the elements in dot
+//! order. A set grown by adds whose elements are all alive has one run per
+//! replica: the dots cost nothing per element, only the element's own bytes.
+//!
+//! ```
+//! use accordant::{CausalCrdt, OrSet, ReplicaId};
+//! let eu = ReplicaId::from_u128(1);
+//! let mut s = OrSet::new();
+//! for e in [10u64, 20, 30] {
+//!     let _ = s.add(eu, e).unwrap();
+//! }
+//! let _ = s.remove(&20);
+//! let store = s.as_causal().store();
+//! assert_eq!(store.len(), 2);
+//! let dots: Vec<u64> = store.get(&30).unwrap().map(|d| d.counter()).collect();
+//! assert_eq!(dots, vec![3]);
+//! ```
+
+use core::fmt::{self, Debug};
+use core::hash::{BuildHasher, Hash};
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::sync::OnceLock;
+
+use hashbrown::hash_table::Entry as Slot;
+use hashbrown::HashTable;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use smallvec::SmallVec;
+
+use crate::causal::{CausalContext, Spans};
+use crate::codec::{strictly_sorted, Budget, SeqVec};
+use crate::dot_store::{DotStore, WireStore};
+use crate::error::DecodeError;
+use crate::replica::{Dot, ReplicaId};
+
+/// Stores of at most this many entries are searched without an index.
+pub(crate) const SMALL: usize = 8;
+/// End of a chain.
+const NIL: u32 = u32::MAX;
+/// Set in an entry's `tag` when it is not the first entry of its chain.
+const FOLLOWER: u32 = 1 << 31;
+
+/// The hash of an element (or of a borrowed form of it).
+pub(crate) fn hash_of<Q: Hash + ?Sized>(q: &Q) -> u64 {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(q)
+}
+
+/// One live dot of an element (or a dead entry awaiting compaction).
+#[derive(Clone)]
+struct Entry<E> {
+    elem: E,
+    /// The dot's counter; 0 marks a dead entry.
+    counter: u64,
+    /// The replica's slot in the store's table, with [`FOLLOWER`] set when
+    /// the entry is not the first of its chain.
+    tag: u32,
+    /// The next entry of the same element, or [`NIL`].
+    next: u32,
+}
+
+impl<E> Entry<E> {
+    fn live(&self) -> bool {
+        self.counter != 0
+    }
+
+    fn replica(&self) -> usize {
+        (self.tag & !FOLLOWER) as usize
+    }
+
+    fn is_head(&self) -> bool {
+        self.tag & FOLLOWER == 0
+    }
+}
+
+/// The dot store of an [`OrSet`](crate::OrSet): each live element with its
+/// dots.
+///
+/// Entries `(element, dot)` live in an arena in arrival order (an add
+/// appends; a remove marks entries dead and the arena is compacted once the
+/// dead outnumber the live); a hash index (SipHash-1-3 under a per-process
+/// random key) maps each element to its first entry, further dots of the
+/// same element (concurrent adds) follow through a link; stores of up to 8
+/// entries are searched without an index, so a one-element delta allocates
+/// nothing; replica ids are interned per store. Joins walk both stores' dots
+/// replica by replica in counter order, and a small delta's elements are
+/// looked up instead. Iteration order is arrival order, which merges and
+/// compactions change: no order is promised.
+#[derive(Clone)]
+pub struct SetStore<E> {
+    replicas: SmallVec<[ReplicaId; 2]>,
+    entries: SmallVec<[Entry<E>; 1]>,
+    /// Slots of the first entry of every live element, while indexed.
+    index: HashTable<u32>,
+    /// Live entries (dots).
+    live: usize,
+    /// Live elements (chains).
+    elems: usize,
+}
+
+impl<E> Default for SetStore<E> {
+    fn default() -> Self {
+        SetStore {
+            replicas: SmallVec::new(),
+            entries: SmallVec::new(),
+            index: HashTable::new(),
+            live: 0,
+            elems: 0,
+        }
+    }
+}
+
+/// The dots of one element of a [`SetStore`], in no particular order.
+#[derive(Clone)]
+pub struct ElementDots<'a, E> {
+    store: &'a SetStore<E>,
+    slot: u32,
+}
+
+impl<E> Iterator for ElementDots<'_, E> {
+    type Item = Dot;
+
+    fn next(&mut self) -> Option<Dot> {
+        let e = self.store.entries.get(self.slot as usize)?;
+        self.slot = e.next;
+        Some(self.store.dot(e))
+    }
+}
+
+impl<E> SetStore<E> {
+    /// Number of live elements.
+    pub fn len(&self) -> usize {
+        self.elems
+    }
+
+    /// Whether no element is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The dot of a live entry (whose counter is >= 1).
+    fn dot(&self, e: &Entry<E>) -> Dot {
+        Dot::from_parts(self.replicas[e.replica()], e.counter)
+    }
+
+    fn indexed(&self) -> bool {
+        self.entries.len() > SMALL
+    }
+
+    /// Every live element with its dots, in no particular order (arrival
+    /// order until a merge or a compaction reorders it).
+    pub fn iter(&self) -> impl Iterator<Item = (&E, ElementDots<'_, E>)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.live() && e.is_head())
+            .map(move |(i, e)| {
+                let dots = ElementDots {
+                    store: self,
+                    slot: i as u32,
+                };
+                (&e.elem, dots)
+            })
+    }
+
+    /// The live elements, in no particular order.
+    pub fn elements(&self) -> Elements<'_, E> {
+        Elements {
+            entries: self.entries.iter(),
+        }
+    }
+}
+
+/// The live elements of a [`SetStore`] (or an [`OrSet`](crate::OrSet)), in
+/// no particular order.
+#[derive(Clone)]
+pub struct Elements<'a, E> {
+    entries: core::slice::Iter<'a, Entry<E>>,
+}
+
+impl<'a, E> Iterator for Elements<'a, E> {
+    type Item = &'a E;
+
+    fn next(&mut self) -> Option<&'a E> {
+        self.entries
+            .by_ref()
+            .find(|e| e.live() && e.is_head())
+            .map(|e| &e.elem)
+    }
+}
+
+impl<E: Eq + Hash> SetStore<E> {
+    /// The store holding `elem` under `dot` alone (no allocation).
+    pub fn single(elem: E, dot: Dot) -> Self {
+        let mut s = SetStore::default();
+        s.replicas.push(dot.replica());
+        s.entries.push(Entry {
+            elem,
+            counter: dot.counter(),
+            tag: 0,
+            next: NIL,
+        });
+        s.live = 1;
+        s.elems = 1;
+        s
+    }
+
+    /// Whether `elem` is live.
+    pub fn contains<Q>(&self, elem: &Q) -> bool
+    where
+        E: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(elem, hash_of(elem)).is_some()
+    }
+
+    /// The dots of `elem`, if it is live.
+    pub fn get<Q>(&self, elem: &Q) -> Option<ElementDots<'_, E>>
+    where
+        E: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let slot = self.find(elem, hash_of(elem))?;
+        Some(ElementDots { store: self, slot })
+    }
+
+    /// The slot of the first entry of `elem` (hash `h`).
+    fn find<Q>(&self, elem: &Q, h: u64) -> Option<u32>
+    where
+        E: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let entries = &self.entries[..];
+        if self.indexed() {
+            self.index
+                .find(h, |&s| entries[s as usize].elem.borrow() == elem)
+                .copied()
+        } else {
+            entries
+                .iter()
+                .position(|e| e.live() && e.is_head() && e.elem.borrow() == elem)
+                .map(|i| i as u32)
+        }
+    }
+
+    /// Whether the store holds `elem` (hash `h`) under `dot`.
+    fn holds(&self, elem: &E, h: u64, replica: ReplicaId, counter: u64) -> bool {
+        let mut s = match self.find(elem, h) {
+            Some(s) => s,
+            None => return false,
+        };
+        while let Some(e) = self.entries.get(s as usize) {
+            if e.counter == counter && self.replicas[e.replica()] == replica {
+                return true;
+            }
+            s = e.next;
+        }
+        false
+    }
+
+    /// The slot of `replica` in this store's table, added if missing.
+    fn replica_slot(&mut self, replica: ReplicaId) -> u32 {
+        match self.replicas.iter().position(|r| *r == replica) {
+            Some(i) => i as u32,
+            None => {
+                debug_assert!(self.replicas.len() < FOLLOWER as usize);
+                self.replicas.push(replica);
+                (self.replicas.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Rebuilds the index from the chains' first entries.
+    fn rebuild_index(&mut self) {
+        let Self { entries, index, .. } = self;
+        index.clear();
+        if index.capacity() > 4 * self.elems + 16 {
+            *index = HashTable::new();
+        }
+        if entries.len() <= SMALL {
+            *index = HashTable::new();
+            return;
+        }
+        index.reserve(self.elems, |&s| hash_of(&entries[s as usize].elem));
+        for (i, e) in entries.iter().enumerate() {
+            if e.live() && e.is_head() {
+                index.insert_unique(hash_of(&e.elem), i as u32, |&s| {
+                    hash_of(&entries[s as usize].elem)
+                });
+            }
+        }
+    }
+
+    /// Appends the dot `(replica slot, counter)` of `elem` (hash `h`), whose
+    /// chain starts at `head` if the element is already live.
+    fn append(&mut self, elem: E, replica: u32, counter: u64, h: u64, head: Option<u32>) {
+        debug_assert!(self.entries.len() < (NIL - 1) as usize);
+        let slot = self.entries.len() as u32;
+        let mut tag = replica;
+        let mut next = NIL;
+        match head {
+            Some(head) => {
+                // Right after the head: O(1) however long the chain.
+                tag |= FOLLOWER;
+                next = core::mem::replace(&mut self.entries[head as usize].next, slot);
+            }
+            None => self.elems += 1,
+        }
+        self.entries.push(Entry {
+            elem,
+            counter,
+            tag,
+            next,
+        });
+        self.live += 1;
+        if self.entries.len() == SMALL + 1 {
+            self.rebuild_index();
+        } else if head.is_none() && self.indexed() {
+            let Self { entries, index, .. } = self;
+            index.insert_unique(h, slot, |&s| hash_of(&entries[s as usize].elem));
+        }
+    }
+
+    /// Marks every entry of the chain at `head` (element hash `h`) dead,
+    /// calling `dead` on each dot, and drops the element from the index
+    /// unless `keep_index` (the caller then repoints it).
+    fn kill_chain(&mut self, head: u32, h: u64, dead: &mut impl FnMut(Dot), keep_index: bool) {
+        let mut s = head;
+        while s != NIL {
+            let e = &mut self.entries[s as usize];
+            let next = e.next;
+            if let Some(d) = Dot::new(self.replicas[e.replica()], e.counter) {
+                dead(d);
+            }
+            e.counter = 0;
+            e.next = NIL;
+            self.live -= 1;
+            s = next;
+        }
+        if !keep_index {
+            self.elems -= 1;
+            if self.indexed() {
+                if let Ok(found) = self.index.find_entry(h, |&s| s == head) {
+                    found.remove();
+                }
+            }
+        }
+    }
+
+    /// Marks the entries at `slots` dead, then relinks each chain they
+    /// belonged to once: linear in the slots and the chains touched, however
+    /// long a chain (a hostile state may give one element many dots).
+    fn kill_many(&mut self, slots: &[u32]) {
+        // The chains' first entries, found while everything is still linked.
+        let mut chains: Vec<(u32, u64)> = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let e = &self.entries[slot as usize];
+            if e.live() {
+                let h = hash_of(&e.elem);
+                if let Some(head) = self.find(&e.elem, h) {
+                    chains.push((head, h));
+                }
+            }
+        }
+        for &slot in slots {
+            let e = &mut self.entries[slot as usize];
+            if e.live() {
+                e.counter = 0;
+                self.live -= 1;
+            }
+        }
+        chains.sort_unstable();
+        chains.dedup();
+        let indexed = self.indexed();
+        let mut alive: SmallVec<[u32; 4]> = SmallVec::new();
+        for (head, h) in chains {
+            alive.clear();
+            let mut s = head;
+            while s != NIL {
+                let e = &mut self.entries[s as usize];
+                let next = e.next;
+                if e.live() {
+                    alive.push(s);
+                } else {
+                    e.next = NIL;
+                }
+                s = next;
+            }
+            match alive.first().copied() {
+                None => {
+                    self.elems -= 1;
+                    if indexed {
+                        if let Ok(found) = self.index.find_entry(h, |&x| x == head) {
+                            found.remove();
+                        }
+                    }
+                }
+                Some(first) => {
+                    for w in alive.windows(2) {
+                        self.entries[w[0] as usize].next = w[1];
+                    }
+                    if let Some(&last) = alive.last() {
+                        self.entries[last as usize].next = NIL;
+                    }
+                    self.entries[first as usize].tag &= !FOLLOWER;
+                    if first != head && indexed {
+                        if let Some(x) = self.index.find_mut(h, |&x| x == head) {
+                            *x = first;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compacts the arena once dead entries outnumber live ones.
+    fn compact_if_sparse(&mut self) {
+        let dead = self.entries.len() - self.live;
+        if dead <= SMALL || dead <= self.live {
+            return;
+        }
+        let mut map = Vec::with_capacity(self.entries.len());
+        let mut k = 0u32;
+        for e in &self.entries {
+            map.push(if e.live() { k } else { NIL });
+            k += u32::from(e.live());
+        }
+        self.entries.retain(|e| e.live());
+        for e in &mut self.entries {
+            if e.next != NIL {
+                e.next = map[e.next as usize];
+            }
+        }
+        if self.entries.capacity() > 2 * self.entries.len() + SMALL {
+            self.entries.shrink_to_fit();
+        }
+        // More than SMALL dead entries: the store was indexed.
+        if self.indexed() && self.index.capacity() <= 4 * self.elems + 16 {
+            // The elements, hence their hashes, are unchanged: renumber the
+            // slots in place instead of hashing every element again.
+            for s in self.index.iter_mut() {
+                *s = map[*s as usize];
+            }
+        } else {
+            self.rebuild_index();
+        }
+    }
+
+    /// Makes `dot` the only dot of `elem`, calling `old` on the dots it
+    /// replaces. One hash probe; the new entry is appended.
+    pub(crate) fn replace(&mut self, elem: E, dot: Dot, mut old: impl FnMut(Dot)) {
+        let h = hash_of(&elem);
+        let r = self.replica_slot(dot.replica());
+        if !self.indexed() {
+            match self.find(&elem, h) {
+                None => self.append(elem, r, dot.counter(), h, None),
+                Some(head) => {
+                    self.kill_chain(head, h, &mut old, true);
+                    self.push_head(elem, r, dot.counter());
+                    if self.entries.len() == SMALL + 1 {
+                        self.rebuild_index();
+                    }
+                }
+            }
+            return;
+        }
+        let slot = self.entries.len() as u32;
+        let Self {
+            entries,
+            index,
+            replicas,
+            live,
+            elems,
+        } = self;
+        match index.entry(
+            h,
+            |&s| entries[s as usize].elem == elem,
+            |&s| hash_of(&entries[s as usize].elem),
+        ) {
+            Slot::Occupied(mut found) => {
+                let mut s = core::mem::replace(found.get_mut(), slot);
+                while s != NIL {
+                    let e = &mut entries[s as usize];
+                    old(Dot::from_parts(replicas[e.replica()], e.counter));
+                    s = e.next;
+                    e.counter = 0;
+                    e.next = NIL;
+                    *live -= 1;
+                }
+            }
+            Slot::Vacant(free) => {
+                free.insert(slot);
+                *elems += 1;
+            }
+        }
+        self.push_head(elem, r, dot.counter());
+        self.compact_if_sparse();
+    }
+
+    /// Pushes a live entry that starts its own chain (the index, if any, is
+    /// the caller's business).
+    fn push_head(&mut self, elem: E, replica: u32, counter: u64) {
+        self.entries.push(Entry {
+            elem,
+            counter,
+            tag: replica,
+            next: NIL,
+        });
+        self.live += 1;
+    }
+
+    /// Adds the dot `(replica slot, counter)` to `elem`, in one probe.
+    fn insert(&mut self, elem: E, replica: u32, counter: u64) {
+        let h = hash_of(&elem);
+        if self.entries.len() < SMALL {
+            let head = self.find(&elem, h);
+            self.append(elem, replica, counter, h, head);
+            return;
+        }
+        let slot = self.entries.len() as u32;
+        if !self.indexed() {
+            // This push makes the store indexed: `append` builds the index.
+            let head = self.find(&elem, h);
+            self.append(elem, replica, counter, h, head);
+            return;
+        }
+        let Self {
+            entries,
+            index,
+            elems,
+            ..
+        } = self;
+        let head = match index.entry(
+            h,
+            |&s| entries[s as usize].elem == elem,
+            |&s| hash_of(&entries[s as usize].elem),
+        ) {
+            Slot::Occupied(found) => Some(*found.get()),
+            Slot::Vacant(free) => {
+                free.insert(slot);
+                *elems += 1;
+                None
+            }
+        };
+        let mut tag = replica;
+        let mut next = NIL;
+        if let Some(head) = head {
+            tag |= FOLLOWER;
+            next = core::mem::replace(&mut entries[head as usize].next, slot);
+        }
+        entries.push(Entry {
+            elem,
+            counter,
+            tag,
+            next,
+        });
+        self.live += 1;
+    }
+
+    /// Live entries grouped by replica slot, each group ascending by
+    /// counter, as `(counter, slot)`; `starts[r]..starts[r + 1]` is the
+    /// group of replica slot `r`.
+    fn by_replica(&self) -> (Vec<(u64, u32)>, Vec<usize>) {
+        let n = self.replicas.len();
+        let entries = &self.entries[..];
+        let mut starts = vec![0usize; n + 1];
+        for e in entries {
+            if e.live() {
+                starts[e.replica() + 1] += 1;
+            }
+        }
+        for r in 0..n {
+            starts[r + 1] += starts[r];
+        }
+        let mut next = starts.clone();
+        let mut last = vec![0u64; n];
+        let mut ascending = true;
+        let mut out = vec![(0u64, 0u32); self.live];
+        for (i, e) in entries.iter().enumerate() {
+            if e.live() {
+                let r = e.replica();
+                ascending &= e.counter > last[r];
+                last[r] = e.counter;
+                out[next[r]] = (e.counter, i as u32);
+                next[r] += 1;
+            }
+        }
+        if !ascending {
+            for r in 0..n {
+                out[starts[r]..starts[r + 1]].sort_unstable();
+            }
+        }
+        (out, starts)
+    }
+
+    /// Removes `elem`, calling `dead` on each of its dots; whether it was live.
+    pub(crate) fn remove<Q>(&mut self, elem: &Q, mut dead: impl FnMut(Dot)) -> bool
+    where
+        E: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = hash_of(elem);
+        let Some(head) = self.find(elem, h) else {
+            return false;
+        };
+        self.kill_chain(head, h, &mut dead, false);
+        self.compact_if_sparse();
+        true
+    }
+
+    /// Kills my entries whose dots `other_ctx` has seen and `other` does not
+    /// hold with the same element. Other's dots are grouped by replica in
+    /// counter order; mine are visited in arena order, where each replica's
+    /// counters usually ascend, so one cursor per replica walks other's
+    /// group (a binary search serves the rest). No hashing.
+    fn drop_removed_scan(&mut self, other: &Self, other_ctx: &CausalContext) {
+        let (theirs, theirs_at) = other.by_replica();
+        let n = self.replicas.len();
+        let mut covered: Vec<Option<&Spans>> = Vec::with_capacity(n);
+        let mut groups: Vec<&[(u64, u32)]> = Vec::with_capacity(n);
+        for replica in &self.replicas {
+            covered.push(other_ctx.spans(replica));
+            groups.push(match other.replicas.iter().position(|x| x == replica) {
+                Some(o) => &theirs[theirs_at[o]..theirs_at[o + 1]],
+                None => &[],
+            });
+        }
+        let mut cursor = vec![0usize; n];
+        let mut last = vec![0u64; n];
+        let mut doomed: Vec<u32> = Vec::new();
+        for (slot, e) in self.entries.iter().enumerate() {
+            let r = e.replica();
+            let c = e.counter;
+            if c == 0 || !covered[r].is_some_and(|s| s.contains(c)) {
+                continue;
+            }
+            let held = groups[r];
+            let j = if c > last[r] {
+                let mut j = cursor[r];
+                while j < held.len() && held[j].0 < c {
+                    j += 1;
+                }
+                cursor[r] = j;
+                last[r] = c;
+                j
+            } else {
+                held.partition_point(|x| x.0 < c)
+            };
+            let kept = j < held.len()
+                && held[j].0 == c
+                && other.entries[held[j].1 as usize].elem == e.elem;
+            if !kept {
+                doomed.push(slot as u32);
+            }
+        }
+        self.kill_many(&doomed);
+    }
+
+    /// [`drop_removed_scan`](Self::drop_removed_scan) for a small `other`
+    /// (a delta): looks up other's elements, and scans only for dots of
+    /// `other_ctx` seen here that belong to no element of `other`.
+    fn drop_removed_small(&mut self, ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        let mut handled: Vec<Dot> = Vec::new();
+        let mut doomed: Vec<u32> = Vec::new();
+        for (elem, _) in other.iter() {
+            let h = hash_of(elem);
+            let mut s = self.find(elem, h).unwrap_or(NIL);
+            while let Some(e) = self.entries.get(s as usize) {
+                let d = self.dot(e);
+                handled.push(d);
+                if other_ctx.contains(&d) && !other.holds(elem, h, d.replica(), d.counter()) {
+                    doomed.push(s);
+                }
+                s = e.next;
+            }
+        }
+        handled.sort_unstable();
+        let mut rest: SmallVec<[(u32, u64); 8]> = SmallVec::new();
+        for d in other_ctx.dots() {
+            if ctx.contains(&d) && handled.binary_search(&d).is_err() {
+                if let Some(r) = self.replicas.iter().position(|r| *r == d.replica()) {
+                    rest.push((r as u32, d.counter()));
+                }
+            }
+        }
+        if !rest.is_empty() {
+            rest.sort_unstable();
+            for (slot, e) in self.entries.iter().enumerate() {
+                if e.live() && rest.binary_search(&(e.replica() as u32, e.counter)).is_ok() {
+                    doomed.push(slot as u32);
+                }
+            }
+        }
+        self.kill_many(&doomed);
+    }
+
+    /// Live entries as `(position of the replica in ctx, counter, slot)`,
+    /// sorted: the canonical dot order.
+    fn dot_order(&self, ctx: &CausalContext) -> Vec<(u32, u64, u32)> {
+        let n = self.replicas.len();
+        let pos: SmallVec<[u32; 4]> = self
+            .replicas
+            .iter()
+            .map(|r| ctx.index_of(r).map_or(u32::MAX, |i| i as u32))
+            .collect();
+        let mut last: SmallVec<[u64; 4]> = SmallVec::from_elem(0, n);
+        let mut count: SmallVec<[usize; 4]> = SmallVec::from_elem(0, n);
+        let mut in_order = true;
+        for e in self.entries.iter().filter(|e| e.live()) {
+            let r = e.replica();
+            in_order &= e.counter > last[r];
+            last[r] = e.counter;
+            count[r] += 1;
+        }
+        let live = self.entries.iter().enumerate().filter(|(_, e)| e.live());
+        if !in_order {
+            let mut out: Vec<_> = live
+                .map(|(i, e)| (pos[e.replica()], e.counter, i as u32))
+                .collect();
+            out.sort_unstable();
+            return out;
+        }
+        // Each replica's counters already ascend in arena order (the usual
+        // case: adds append): a counting sort by replica finishes the job.
+        let mut by_pos: SmallVec<[usize; 4]> = (0..n).collect();
+        by_pos.sort_unstable_by_key(|&r| pos[r]);
+        let mut next: SmallVec<[usize; 4]> = SmallVec::from_elem(0, n);
+        let mut at = 0;
+        for &r in &by_pos {
+            next[r] = at;
+            at += count[r];
+        }
+        let mut out = vec![(0, 0, 0); at];
+        for (i, e) in live {
+            let r = e.replica();
+            out[next[r]] = (pos[r], e.counter, i as u32);
+            next[r] += 1;
+        }
+        out
+    }
+}
+
+impl<E: Eq + Hash> PartialEq for SetStore<E> {
+    /// The same `(element, dot)` pairs: both stores' dots, grouped by
+    /// replica in counter order, compared in step (linear; no chain walks).
+    fn eq(&self, other: &Self) -> bool {
+        if self.elems != other.elems || self.live != other.live {
+            return false;
+        }
+        let (mine, mine_at) = self.by_replica();
+        let (theirs, theirs_at) = other.by_replica();
+        for (r, replica) in self.replicas.iter().enumerate() {
+            let a = &mine[mine_at[r]..mine_at[r + 1]];
+            if a.is_empty() {
+                continue;
+            }
+            let Some(o) = other.replicas.iter().position(|x| x == replica) else {
+                return false;
+            };
+            let b = &theirs[theirs_at[o]..theirs_at[o + 1]];
+            let same = a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x.0 == y.0
+                        && self.entries[x.1 as usize].elem == other.entries[y.1 as usize].elem
+                });
+            if !same {
+                return false;
+            }
+        }
+        // Every live dot of mine matched one of theirs, and they hold as many.
+        true
+    }
+}
+
+impl<E: Eq + Hash> Eq for SetStore<E> {}
+
+impl<E: Debug> Debug for SetStore<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(e, dots)| (e, dots.collect::<Vec<_>>())))
+            .finish()
+    }
+}
+
+impl<E> DotStore for SetStore<E>
+where
+    E: Clone + Eq + Hash + Debug,
+{
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn for_each_dot(&self, f: &mut dyn FnMut(&Dot)) {
+        for e in self.entries.iter().filter(|e| e.live()) {
+            f(&self.dot(e));
+        }
+    }
+
+    fn join_store(&mut self, ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        if other.live == 0 && other_ctx.is_empty() {
+            return;
+        }
+        // Mine, seen there and not held there: removed there.
+        if self.live > 0 && !other_ctx.is_empty() {
+            let small = other.entries.len() <= 64
+                && self.live > 256
+                && other_ctx.range_count() <= 64
+                && other_ctx.dot_count() <= 256;
+            if small {
+                self.drop_removed_small(ctx, other, other_ctx);
+            } else {
+                self.drop_removed_scan(other, other_ctx);
+            }
+        }
+        // Theirs, never seen here: new.
+        if other.live > 0 {
+            let seen: SmallVec<[Option<&Spans>; 4]> =
+                other.replicas.iter().map(|r| ctx.spans(r)).collect();
+            let fresh: Vec<u32> = other
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.live() && !seen[e.replica()].is_some_and(|s| s.contains(e.counter))
+                })
+                .map(|(i, _)| i as u32)
+                .collect();
+            // Grow the arena and the index once, not step by step; a large
+            // merge sizes the arena exactly (a merged state holds no slack),
+            // a delta leaves the usual doubling to amortise appends.
+            if fresh.len() > self.entries.len() / 4 {
+                self.entries.reserve_exact(fresh.len());
+            } else {
+                self.entries.reserve(fresh.len());
+            }
+            if self.indexed() {
+                let Self { entries, index, .. } = self;
+                index.reserve(fresh.len(), |&s| hash_of(&entries[s as usize].elem));
+            }
+            let mut slots: SmallVec<[u32; 4]> = SmallVec::from_elem(NIL, other.replicas.len());
+            let theirs = &other.entries[..];
+            for i in fresh {
+                let e = &theirs[i as usize];
+                let r = e.replica();
+                if slots[r] == NIL {
+                    slots[r] = self.replica_slot(other.replicas[r]);
+                }
+                self.insert(e.elem.clone(), slots[r], e.counter);
+            }
+        }
+        self.compact_if_sparse();
+    }
+
+    fn filter_dots(&self, keep: &mut dyn FnMut(&Dot) -> bool) -> Self {
+        let mut out = SetStore::default();
+        for e in self.entries.iter().filter(|e| e.live()) {
+            let d = self.dot(e);
+            if keep(&d) {
+                let r = out.replica_slot(d.replica());
+                let h = hash_of(&e.elem);
+                let head = out.find(&e.elem, h);
+                out.append(e.elem.clone(), r, d.counter(), h, head);
+            }
+        }
+        out
+    }
+
+    fn split_dots(&self, out: &mut Vec<(Dot, Self)>) {
+        for e in self.entries.iter().filter(|e| e.live()) {
+            let d = self.dot(e);
+            out.push((d, SetStore::single(e.elem.clone(), d)));
+        }
+    }
+
+    fn dot_count(&self) -> usize {
+        self.live
+    }
+}
+
+/// Wire form of a set store: for each replica with live dots (by its
+/// position in the context, ascending), the runs of positions of its live
+/// dots among its dots in the context, as `(gap, length - 1)` pairs (the
+/// gap of the first run is its start, of the others its start minus the
+/// previous run's end minus 2, so every pair of integers is a valid, unique
+/// encoding); then the elements, one per live dot, in dot order.
+pub type SetWire<E> = (SeqVec<(u32, SeqVec<(u64, u64)>)>, SeqVec<E>);
+
+impl<E> SetStore<E>
+where
+    E: Clone + Eq + Hash,
+{
+    /// The runs of the wire form, from the live entries in dot order:
+    /// `(replica position in ctx, (gap, length - 1) pairs)`.
+    fn runs(ctx: &CausalContext, order: &[(u32, u64, u32)]) -> Vec<(u32, Vec<(u64, u64)>)> {
+        fn flush(run: (u64, u64), prev_end: &mut Option<u64>, pairs: &mut Vec<(u64, u64)>) {
+            let gap = match *prev_end {
+                None => run.0,
+                Some(p) => run.0.wrapping_sub(p).wrapping_sub(2),
+            };
+            pairs.push((gap, run.1.wrapping_sub(run.0)));
+            *prev_end = Some(run.1);
+        }
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < order.len() {
+            let pos = order[i].0;
+            let spans = ctx
+                .entry_at(pos as usize)
+                .map_or(&[][..], |(_, s)| s.as_slice());
+            // Position of each counter among the replica's dots, by walking
+            // the spans alongside the ascending counters.
+            let (mut span, mut offset) = (0usize, 0u64);
+            let mut current: Option<(u64, u64)> = None;
+            let mut prev_end: Option<u64> = None;
+            let mut pairs = Vec::new();
+            while i < order.len() && order[i].0 == pos {
+                let c = order[i].1;
+                while span < spans.len() && spans[span].end < c {
+                    offset = offset.wrapping_add(spans[span].end - spans[span].start + 1);
+                    span += 1;
+                }
+                let start = spans.get(span).map_or(c, |s| s.start);
+                let p = offset.wrapping_add(c.wrapping_sub(start));
+                current = match current {
+                    Some((a, b)) if b.wrapping_add(1) == p => Some((a, p)),
+                    Some(done) => {
+                        flush(done, &mut prev_end, &mut pairs);
+                        Some((p, p))
+                    }
+                    None => Some((p, p)),
+                };
+                i += 1;
+            }
+            if let Some(done) = current {
+                flush(done, &mut prev_end, &mut pairs);
+            }
+            out.push((pos, pairs));
+        }
+        out
+    }
+}
+
+/// The elements of a store in dot order, serialised without cloning them.
+struct InDotOrder<'a, E>(&'a [Entry<E>], &'a [(u32, u64, u32)]);
+
+impl<E: Serialize> Serialize for InDotOrder<'_, E> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.1.iter().map(|o| &self.0[o.2 as usize].elem))
+    }
+}
+
+impl<E> WireStore for SetStore<E>
+where
+    E: Clone + Eq + Hash + Debug + Serialize + DeserializeOwned,
+{
+    type Wire = SetWire<E>;
+
+    fn to_wire(&self, ctx: &CausalContext) -> Self::Wire {
+        let order = self.dot_order(ctx);
+        let runs = Self::runs(ctx, &order)
+            .into_iter()
+            .map(|(pos, pairs)| (pos, SeqVec(pairs)))
+            .collect();
+        let elems = order
+            .iter()
+            .map(|o| self.entries[o.2 as usize].elem.clone())
+            .collect();
+        (SeqVec(runs), SeqVec(elems))
+    }
+
+    fn serialize_wire<Ser: serde::Serializer>(
+        &self,
+        ctx: &CausalContext,
+        s: Ser,
+    ) -> Result<Ser::Ok, Ser::Error> {
+        let order = self.dot_order(ctx);
+        let runs = Self::runs(ctx, &order);
+        (runs, InDotOrder(&self.entries, &order)).serialize(s)
+    }
+
+    fn from_wire(
+        wire: Self::Wire,
+        ctx: &CausalContext,
+        dots: &mut Vec<Dot>,
+        budget: &mut Budget,
+    ) -> Result<Self, DecodeError> {
+        const OUTSIDE: DecodeError = DecodeError::Invalid("dot not covered by its causal context");
+        let (runs, elems) = wire;
+        budget.take(runs.0.len())?;
+        if !strictly_sorted(&runs.0, |a, b| a.0 < b.0) {
+            return Err(DecodeError::NonCanonical("set replicas not sorted"));
+        }
+        // Validate every run and count the dots before expanding anything.
+        let mut total: u128 = 0;
+        let mut bounds: Vec<(u128, u128)> = Vec::new();
+        for (pos, pairs) in &runs.0 {
+            let (_, spans) = ctx
+                .entry_at(*pos as usize)
+                .ok_or(DecodeError::Invalid("dot refers to an unknown replica"))?;
+            budget.take(pairs.0.len())?;
+            if pairs.0.is_empty() {
+                return Err(DecodeError::NonCanonical("replica with no live dots"));
+            }
+            let available = spans.count();
+            let mut prev: Option<u128> = None;
+            for &(gap, len) in &pairs.0 {
+                let start = match prev {
+                    None => u128::from(gap),
+                    Some(p) => p + 2 + u128::from(gap),
+                };
+                let end = start + u128::from(len);
+                if end >= available {
+                    return Err(OUTSIDE);
+                }
+                bounds.push((start, end));
+                total += end - start + 1;
+                prev = Some(end);
+            }
+        }
+        if total != elems.0.len() as u128 {
+            return Err(DecodeError::Invalid("element count differs from live dots"));
+        }
+        // Slots are `u32`s; a store this large could not be held anyway.
+        if elems.0.len() >= (NIL - 1) as usize {
+            return Err(DecodeError::TooManyItems {
+                limit: (NIL - 2) as usize,
+            });
+        }
+        budget.take(elems.0.len())?;
+        let mut store = SetStore::default();
+        let mut elems = elems.0.into_iter();
+        let mut bounds = bounds.into_iter();
+        for (pos, pairs) in runs.0 {
+            let Some((replica, spans)) = ctx.entry_at(pos as usize) else {
+                return Err(OUTSIDE);
+            };
+            let spans = spans.as_slice();
+            let slot = store.replica_slot(replica);
+            let (mut span, mut offset) = (0usize, 0u128);
+            for _ in 0..pairs.0.len() {
+                let Some((start, end)) = bounds.next() else {
+                    return Err(OUTSIDE);
+                };
+                for p in start..=end {
+                    while span < spans.len()
+                        && p > offset + u128::from(spans[span].end - spans[span].start)
+                    {
+                        offset += u128::from(spans[span].end - spans[span].start) + 1;
+                        span += 1;
+                    }
+                    let base = spans.get(span).ok_or(OUTSIDE)?.start;
+                    // p - offset < span length <= 2^64, and start + it <= end.
+                    let counter = base + (p - offset) as u64;
+                    let Some(elem) = elems.next() else {
+                        return Err(OUTSIDE);
+                    };
+                    dots.push(Dot::new(replica, counter).ok_or(OUTSIDE)?);
+                    let h = hash_of(&elem);
+                    let head = store.find(&elem, h);
+                    store.append(elem, slot, counter, h, head);
+                }
+            }
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::causal_state::{Causal, CausalCrdt};
+    use crate::codec::Canonical;
+    use crate::lattice::Lattice;
+    use crate::set::OrSet;
+
+    fn r(n: u128) -> ReplicaId {
+        ReplicaId::from_u128(n)
+    }
+
+    fn d(rep: u128, n: u64) -> Dot {
+        Dot::new(r(rep), n).unwrap()
+    }
+
+    #[test]
+    fn replace_then_remove_keeps_counts_and_index_in_step() {
+        let mut s = SetStore::default();
+        for i in 0..100u64 {
+            s.replace(i, d(1, i + 1), |_| panic!("fresh element"));
+        }
+        assert_eq!((s.len(), s.live), (100, 100));
+        assert!(s.indexed());
+        let mut old = Vec::new();
+        s.replace(7, d(2, 1), |x| old.push(x));
+        assert_eq!(old, vec![d(1, 8)]);
+        assert_eq!(s.get(&7).unwrap().collect::<Vec<_>>(), vec![d(2, 1)]);
+        for i in 0..90u64 {
+            assert!(s.remove(&i, |_| {}));
+        }
+        assert!(!s.remove(&5, |_| {}));
+        assert_eq!(s.len(), 10);
+        // Compaction ran: the arena follows the live entries.
+        assert!(s.entries.len() < 40, "{} entries", s.entries.len());
+        for i in 90..100u64 {
+            assert!(s.contains(&i));
+        }
+        assert!(!s.contains(&3));
+    }
+
+    #[test]
+    fn concurrent_dots_of_one_element_chain_and_unchain() {
+        let mut s = SetStore::default();
+        let ctx = CausalContext::from_dots([d(1, 1), d(2, 1), d(3, 1)]);
+        for i in 0..20u64 {
+            s.replace(100 + i, d(4, i + 1), |_| {});
+        }
+        let mut other = SetStore::single(5u64, d(1, 1));
+        let two = other.replica_slot(r(2));
+        other.append(5, two, 1, hash_of(&5u64), Some(0));
+        s.join_store(&CausalContext::new(), &other, &ctx);
+        let mut dots: Vec<Dot> = s.get(&5).unwrap().collect();
+        dots.sort();
+        assert_eq!(dots, vec![d(1, 1), d(2, 1)]);
+        assert_eq!(s.len(), 21);
+        // Remove one of the two dots through a join: the other survives.
+        let gone = CausalContext::from_dots([d(2, 1)]);
+        let mut big_ctx = ctx.clone();
+        big_ctx.join(&CausalContext::from_dots((1..=20).map(|i| d(4, i))));
+        s.join_store(&big_ctx, &SetStore::default(), &gone);
+        assert_eq!(s.get(&5).unwrap().collect::<Vec<_>>(), vec![d(1, 1)]);
+        assert_eq!(s.len(), 21);
+    }
+
+    /// The join rule on `(element, dot)` pairs: mine unless the other side
+    /// saw the dot and does not hold the pair; theirs if I never saw the dot.
+    fn rule(
+        a: &BTreeSet<(u16, Dot)>,
+        ca: &CausalContext,
+        b: &BTreeSet<(u16, Dot)>,
+        cb: &CausalContext,
+    ) -> BTreeSet<(u16, Dot)> {
+        let mine = a.iter().filter(|p| !cb.contains(&p.1) || b.contains(p));
+        let theirs = b.iter().filter(|p| !ca.contains(&p.1));
+        mine.chain(theirs).copied().collect()
+    }
+
+    fn pairs(s: &OrSet<u16>) -> BTreeSet<(u16, Dot)> {
+        let store = s.as_causal().store();
+        let out: BTreeSet<(u16, Dot)> = store
+            .iter()
+            .flat_map(|(e, dots)| dots.map(move |d| (*e, d)))
+            .collect();
+        assert_eq!(out.len(), store.dot_count());
+        assert_eq!(
+            store.len(),
+            out.iter().map(|p| p.0).collect::<BTreeSet<_>>().len()
+        );
+        out
+    }
+
+    /// Joins checked against the rule, on states large enough for the
+    /// indexed store and the small-delta path, with deltas of adds, re-adds
+    /// and removes made at two other replicas (some of them concurrent).
+    fn joins_follow_the_rule(seed: u64) -> bool {
+        let mut x = seed | 1;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut a: OrSet<u16> = OrSet::new();
+        for e in 0..300u16 {
+            let _ = a.add(r(1), e).unwrap();
+        }
+        let (mut b, mut c) = (a.clone(), a.clone());
+        let mut deltas = Vec::new();
+        for step in 0..200 {
+            let (s, rep) = if step % 3 == 0 {
+                (&mut c, r(3))
+            } else {
+                (&mut b, r(2))
+            };
+            let e = next(400) as u16;
+            let d = if next(3) == 0 {
+                s.remove(&e)
+            } else {
+                s.add(rep, e).unwrap()
+            };
+            deltas.push(d);
+        }
+        // Every delta joined one by one: the small-delta path.
+        let mut one_by_one = a.clone();
+        for d in &deltas {
+            let expected = rule(
+                &pairs(&one_by_one),
+                one_by_one.context(),
+                &pairs(d),
+                d.context(),
+            );
+            one_by_one.join(d);
+            if pairs(&one_by_one) != expected {
+                return false;
+            }
+        }
+        // Whole states: the merge walk.
+        let expected = rule(&pairs(&a), a.context(), &pairs(&b), b.context());
+        let ab = a.clone().joined(&b);
+        let expected_bc = rule(&pairs(&b), b.context(), &pairs(&c), c.context());
+        let bc = b.clone().joined(&c);
+        pairs(&ab) == expected
+            && pairs(&bc) == expected_bc
+            && one_by_one == a.joined(&b).joined(&c)
+            && bc == c.clone().joined(&b)
+    }
+
+    #[test]
+    fn joins_follow_the_rule_on_large_states() {
+        for seed in 0..16 {
+            assert!(joins_follow_the_rule(seed), "seed {seed}");
+        }
+    }
+
+    /// A hostile state may give one element many dots. Decoding it, joining
+    /// it, removing part of the chain and comparing it all stay linear in
+    /// the dots (a quadratic step would make this test crawl).
+    #[test]
+    fn one_element_with_many_dots() {
+        use crate::codec::{decode, encode, Limits};
+        use crate::set::OrSet;
+        const N: u64 = 50_000;
+        let ctx = CausalContext::from_dots((1..=N).map(|n| d(1, n)));
+        let wire = (
+            ctx.to_wire(),
+            (
+                SeqVec(vec![(0u32, SeqVec(vec![(0u64, N - 1)]))]),
+                SeqVec(vec![7u32; N as usize]),
+            ),
+        );
+        let bytes = postcard::to_allocvec(&wire).unwrap();
+        let s: OrSet<u32> = decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(
+            (s.len(), s.as_causal().store().dot_count()),
+            (1, N as usize)
+        );
+        assert_eq!(encode(&s), bytes);
+        // Another replica removes the even dots it has seen.
+        let evens = CausalContext::from_dots((1..=N / 2).map(|n| d(1, 2 * n)));
+        let remover = OrSet::from_causal(Causal::from_parts(SetStore::default(), evens).unwrap());
+        let joined = s.clone().joined(&remover);
+        let mut left: Vec<u64> = joined
+            .as_causal()
+            .store()
+            .get(&7)
+            .unwrap()
+            .map(|d| d.counter())
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, (0..N / 2).map(|k| 2 * k + 1).collect::<Vec<_>>());
+        assert_eq!(joined, remover.joined(&s));
+        assert_ne!(joined, s);
+    }
+}
