@@ -37,6 +37,7 @@
 
 pub mod causal;
 pub mod causal_state;
+pub mod claims;
 pub mod clock;
 pub mod codec;
 pub mod counter;
@@ -51,6 +52,7 @@ pub mod summary;
 
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
+pub use claims::{Claim, ClaimKind, Claims};
 pub use clock::{Clock, Hlc, HlcClock, ManualClock, SystemClock};
 pub use counter::{CausalCounter, GCounter, PNCounter};
 pub use dot_store::{DotFun, DotMap, DotSet, DotStore, WireStore};
