@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod delta;
 pub mod digest;
 pub mod error;

@@ -23,19 +23,20 @@
 //! [`NodeConfig::ae_interval`]: super::NodeConfig::ae_interval
 //! [`NodeConfig::ae_soon`]: super::NodeConfig::ae_soon
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{timeout, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use super::channel::{ErasedChannel, ErasedSession};
 use super::error::NetError;
 use super::handshake::handshake;
-use super::shared::{lock, NodeEvent, PeerSlot, Shared};
+use super::shared::{lock, BufferCharge, NodeEvent, PeerSlot, PendingSlot, Shared};
 use super::wire::Frame;
 use super::writer::write_loop;
 use crate::error::SyncError;
@@ -72,13 +73,36 @@ pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
         .saturating_add(64)
 }
 
-/// Runs one connection to its end.
-pub(crate) async fn run<S>(env: Arc<ConnEnv>, io: S, dialed: bool) -> ConnEnd
+/// Which side of a connection this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It accepted the connection: the peer may be any member.
+    Accept,
+    /// It dialed: the peer must be node `expected`.
+    Dial {
+        /// The node dialed.
+        expected: u64,
+    },
+}
+
+/// Runs one connection to its end: TLS (unless the node is in insecure
+/// plaintext), the handshake frame, then the established connection. The
+/// TLS handshake and the handshake frame share one deadline,
+/// [`NodeConfig::handshake_timeout`](super::NodeConfig::handshake_timeout).
+/// `pending` is the connection's pending-handshake slot, released once the
+/// handshake ends.
+pub(crate) async fn run<S>(
+    env: Arc<ConnEnv>,
+    io: S,
+    role: Role,
+    remote: Option<SocketAddr>,
+    pending: Option<PendingSlot>,
+) -> ConnEnd
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let mut reader = FrameReader::new();
+    let io = Box::pin(io);
+    let deadline = Instant::now() + env.shared.config.handshake_timeout;
     let mut stop = env.stop.clone();
     if *stop.borrow() {
         return ConnEnd {
@@ -86,21 +110,96 @@ where
             result: Err(NetError::Local("shutting down")),
         };
     }
+    let Some(tls) = env.shared.tls() else {
+        return secured(env, io, role, None, deadline, remote, pending).await;
+    };
+    match role {
+        Role::Accept => {
+            let r = tokio::select! {
+                r = timeout_at(deadline, tls.accept(io)) => {
+                    r.unwrap_or(Err(NetError::Timeout("TLS handshake")))
+                }
+                _ = stop.changed() => Err(NetError::Local("shutting down")),
+            };
+            match r {
+                Ok((io, id)) => secured(env, io, role, Some(id), deadline, remote, pending).await,
+                Err(e) => failed(&env, remote, e),
+            }
+        }
+        Role::Dial { expected } => {
+            let r = tokio::select! {
+                r = timeout_at(deadline, tls.connect(io, expected)) => {
+                    r.unwrap_or(Err(NetError::Timeout("TLS handshake")))
+                }
+                _ = stop.changed() => Err(NetError::Local("shutting down")),
+            };
+            match r {
+                Ok(io) => secured(env, io, role, Some(expected), deadline, remote, pending).await,
+                Err(e) => failed(&env, remote, e),
+            }
+        }
+    }
+}
+
+/// A connection that ended before it was established: counted, logged
+/// and reported when the peer failed to authenticate.
+fn failed(env: &ConnEnv, remote: Option<SocketAddr>, e: NetError) -> ConnEnd {
+    let shared = &env.shared;
+    let addr = remote.map(|a| a.to_string());
+    match &e {
+        NetError::Tls(_) | NetError::Identity(_) | NetError::Handshake(_) => {
+            shared.counters.auth_failures.add(1);
+            warn!(node = shared.config.id, addr = ?addr, reason = %e, "connection refused");
+            shared.emit(NodeEvent::Refused {
+                addr,
+                peer: None,
+                reason: e.to_string(),
+            });
+        }
+        NetError::Limit(_) => {
+            shared.counters.frame_limit_closes.add(1);
+            warn!(node = shared.config.id, addr = ?addr, reason = %e, "connection closed before its handshake");
+        }
+        _ => debug!(node = shared.config.id, addr = ?addr, error = %e, "handshake failed"),
+    }
+    ConnEnd {
+        established: false,
+        result: Err(e),
+    }
+}
+
+/// The connection after TLS (or in plaintext): the handshake frame, then
+/// the established connection.
+async fn secured<S>(
+    env: Arc<ConnEnv>,
+    io: S,
+    role: Role,
+    cert_id: Option<u64>,
+    deadline: Instant,
+    remote: Option<SocketAddr>,
+    pending: Option<PendingSlot>,
+) -> ConnEnd
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut reader = FrameReader::new();
+    let mut charge = BufferCharge::new(&env.shared);
+    let mut stop = env.stop.clone();
     let hs = tokio::select! {
-        r = handshake(&env, &mut rd, &mut wr, &mut reader) => r,
+        r = handshake(&env, &mut rd, &mut wr, &mut reader, &mut charge, role, cert_id, deadline) => r,
         _ = stop.changed() => Err(NetError::Local("shutting down")),
     };
+    drop(pending);
     let (peer, name) = match hs {
         Ok(p) => p,
-        Err(e) => {
-            debug!(error = %e, dialed, "handshake failed");
-            return ConnEnd {
-                established: false,
-                result: Err(e),
-            };
-        }
+        Err(e) => return failed(&env, remote, e),
     };
-    let result = established(env, rd, wr, reader, dialed, peer, name).await;
+    if let (Some(addr), Some(_), Role::Accept) = (remote, cert_id, role) {
+        env.shared.member_seen(addr.ip());
+    }
+    let dialed = matches!(role, Role::Dial { .. });
+    let result = established(env, rd, wr, reader, charge, dialed, peer, name).await;
     ConnEnd {
         established: true,
         result,
@@ -129,11 +228,13 @@ enum Flow {
     Bye,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn established<S>(
     env: Arc<ConnEnv>,
     mut rd: ReadHalf<S>,
     wr: WriteHalf<S>,
     mut reader: FrameReader,
+    mut charge: BufferCharge,
     dialed: bool,
     peer: PeerId,
     name: String,
@@ -148,16 +249,26 @@ where
     let (ctrl_tx, ctrl_rx) = mpsc::channel(cfg.ctrl_queue);
     let (kill_tx, mut kill) = watch::channel(false);
     let ae_soon = Arc::new(AtomicBool::new(false));
-    let old = lock(&shared.peers).insert(
-        peer,
-        PeerSlot {
-            conn: conn_id,
-            name: name.clone(),
-            deltas: delta_tx,
-            ae_soon: Arc::clone(&ae_soon),
-            kill: kill_tx,
-        },
-    );
+    let slot = PeerSlot {
+        conn: conn_id,
+        name: name.clone(),
+        deltas: delta_tx,
+        ae_soon: Arc::clone(&ae_soon),
+        kill: kill_tx,
+    };
+    let registered = {
+        let mut peers = lock(&shared.peers);
+        if !peers.contains_key(&peer) && peers.len() >= cfg.limits.max_connections {
+            Err(())
+        } else {
+            Ok(peers.insert(peer, slot))
+        }
+    };
+    let Ok(old) = registered else {
+        shared.counters.limit_refusals.add(1);
+        warn!(node = cfg.id, %peer, "connection refused: too many connections");
+        return Err(NetError::Limit("too many connections"));
+    };
     if let Some(old) = old {
         // A newer connection to the same peer replaces the old one.
         let _ = old.kill.send(true);
@@ -203,6 +314,9 @@ where
     }
 
     let max = frame_limit(&env);
+    let limits = cfg.limits;
+    // When the first byte of the frame now in progress arrived.
+    let mut frame_start: Option<Instant> = None;
     let mut stop = env.stop.clone();
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -225,13 +339,31 @@ where
                     conn.last_rx = Instant::now();
                     shared.counters.bytes_received.add(n as u64);
                     reader.push(&buf[..n]);
+                    let mut completed = false;
                     while let Some(frame) = Frame::next(&mut reader, max)? {
+                        completed = true;
                         if let Flow::Bye = conn.on_frame(frame).await? {
                             return Ok(());
                         }
                     }
+                    charge.set(reader.buffered())?;
+                    if reader.buffered() == 0 {
+                        frame_start = None;
+                    } else if completed || frame_start.is_none() {
+                        frame_start = Some(Instant::now());
+                    }
                 }
-                _ = tick.tick() => conn.on_tick().await?,
+                _ = tick.tick() => {
+                    // The frame in progress gets its grace plus its length
+                    // at the minimum rate, from its first byte.
+                    if let Some(start) = frame_start {
+                        let len = reader.pending_len()?.unwrap_or(0);
+                        if start.elapsed() > limits.frame_deadline(len) {
+                            return Err(NetError::Limit("a frame did not complete in time"));
+                        }
+                    }
+                    conn.on_tick().await?
+                }
                 w = &mut writer => {
                     return Err(match w {
                         Ok(Err(e)) => e,
@@ -271,6 +403,9 @@ where
         c.disconnected(peer);
     }
     shared.counters.disconnects.add(1);
+    if let Err(NetError::Limit(_)) = &result {
+        shared.counters.frame_limit_closes.add(1);
+    }
     let reason = match &result {
         Ok(()) => "closed".to_string(),
         Err(e) => e.to_string(),
@@ -410,6 +545,7 @@ impl Conn {
             Outcome::Failed(SyncError::NotConverged(_)) => counters.sessions_interrupted.add(1),
             Outcome::Failed(e) => {
                 counters.sessions_failed.add(1);
+                self.refused_data(c, e);
                 if e.is_peer_fault() {
                     counters.peer_faults.add(1);
                     warn!(peer = %self.peer, %channel, error = %e, "session refused the peer's message");
@@ -428,6 +564,19 @@ impl Conn {
             stats,
             elapsed: end.elapsed,
         });
+    }
+
+    /// Counts and reports data refused by admission.
+    fn refused_data(&self, c: u16, e: &SyncError) {
+        if let SyncError::Refused(r) = e {
+            self.shared().counters.refusals.add(1);
+            warn!(peer = %self.peer, channel = %self.channel_name(c), reason = %r, "refused the peer's data");
+            self.shared().emit(NodeEvent::Refused {
+                addr: None,
+                peer: Some(self.peer),
+                reason: r.to_string(),
+            });
+        }
     }
 
     async fn on_frame(&mut self, frame: Frame) -> Result<Flow, NetError> {
@@ -457,6 +606,7 @@ impl Conn {
                 self.shared().counters.deltas_received.add(1);
                 if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload.0) {
                     self.shared().counters.peer_faults.add(1);
+                    self.refused_data(channel, &e);
                     warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a delta");
                     return Err(e.into());
                 }

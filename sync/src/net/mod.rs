@@ -60,21 +60,27 @@
 //! # });
 //! ```
 
+pub mod certs;
 mod channel;
 mod config;
 mod conn;
 mod error;
 mod handshake;
+mod identity;
+mod limits;
 mod node;
 pub mod proxy;
 mod shared;
 mod stream;
+mod tls;
 pub mod wire;
 mod writer;
 
 pub use channel::Channel;
 pub use config::NodeConfig;
 pub use error::NetError;
+pub use identity::{node_dns_name, node_uri, valid_cluster_name, TlsError, TlsIdentity};
+pub use limits::NetLimits;
 pub use node::{Node, NodeBuilder};
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;
