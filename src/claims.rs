@@ -347,7 +347,9 @@ mod tests {
     /// `ctx` covers produces).
     fn ctx_set(ctx: CausalContext) -> OrSet<u8> {
         let mut s = OrSet::new();
-        s.join(&OrSet::from_causal(Causal::from_parts(Default::default(), ctx).unwrap()));
+        s.join(&OrSet::from_causal(
+            Causal::from_parts(Default::default(), ctx).unwrap(),
+        ));
         s
     }
 
