@@ -43,28 +43,29 @@
 //! use accordant_sync::store::Store;
 //!
 //! let (me, peer) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));
-//! let mut store: Store<&str, GCounter> = Store::new();
-//! let _ = store.update("views", |c| c.increment(me, 3)).unwrap();
+//! let mut store: Store<String, GCounter> = Store::new();
+//! let key = "views".to_string();
+//! let _ = store.update(key.clone(), |c| c.increment(me, 3)).unwrap();
 //! let admission = Admission::new(Some(me));
 //!
 //! // The peer's own count, and ours as we issued it: admitted.
 //! let mut ok = GCounter::new();
 //! let _ = ok.increment(peer, 10).unwrap();
 //! let _ = ok.increment(me, 3).unwrap();
-//! assert!(admission.admit(&store, &"views", &ok).is_ok());
+//! assert!(admission.admit(&store, &key, &ok).is_ok());
 //!
 //! // Four increments of ours when we made three: refused.
 //! let mut forged = GCounter::new();
 //! let _ = forged.increment(me, 4).unwrap();
 //! assert!(matches!(
-//!     admission.admit(&store, &"views", &forged),
+//!     admission.admit(&store, &key, &forged),
 //!     Err(Refusal::OwnReplica { claimed: 4, issued: 3, .. })
 //! ));
 //!
 //! // A count at u64::MAX would block every later increment: refused.
 //! let mut huge = GCounter::new();
 //! let _ = huge.increment(peer, u64::MAX).unwrap();
-//! assert!(matches!(admission.admit(&store, &"views", &huge), Err(Refusal::AboveCeiling { .. })));
+//! assert!(matches!(admission.admit(&store, &key, &huge), Err(Refusal::AboveCeiling { .. })));
 //! ```
 
 use core::fmt;
