@@ -232,13 +232,13 @@ where
     ) -> Result<(), SyncError> {
         // A frame that raced the connect hook: the peer is connected.
         self.rep.add_neighbour(from);
-        let mut check = |store: &Store<K, V>, group: &GMap<K, V>| {
+        let check = |store: &Store<K, V>, group: &GMap<K, V>| {
             group
                 .iter()
                 .try_for_each(|(k, v)| admit.admit(store, k, v))
                 .map_err(SyncError::from)
         };
-        let r = self.rep.receive_checked(store, from, payload, &mut check);
+        let r = self.rep.receive_checked(store, from, payload, check);
         self.flush(out);
         r
     }

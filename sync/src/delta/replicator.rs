@@ -548,7 +548,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// replicator as they were, except that a failing anti-entropy session
     /// is dropped (what its earlier messages joined stays: joins only add).
     pub fn receive(&mut self, state: &mut S, from: P, bytes: &[u8]) -> Result<(), SyncError> {
-        self.receive_checked(state, from, bytes, &mut |_, _| Ok(()))
+        self.receive_checked(state, from, bytes, |_, _| Ok(()))
     }
 
     /// [`receive`](Self::receive), with `check` run on every decoded
@@ -557,13 +557,16 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// message, as a malformed one is. The node passes its admission
     /// policy here ([`crate::admission`]). Fall-back session messages are
     /// the session's to check.
-    pub fn receive_checked(
+    pub fn receive_checked<F>(
         &mut self,
         state: &mut S,
         from: P,
         bytes: &[u8],
-        check: &mut dyn FnMut(&S, &S::Delta) -> Result<(), SyncError>,
-    ) -> Result<(), SyncError> {
+        mut check: F,
+    ) -> Result<(), SyncError>
+    where
+        F: FnMut(&S, &S::Delta) -> Result<(), SyncError>,
+    {
         self.stats.messages_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let limit = self.config.limits.max_bytes.saturating_add(64);
