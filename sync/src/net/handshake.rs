@@ -24,7 +24,8 @@ use tokio::time::{timeout_at, Instant};
 use super::conn::{ConnEnv, Role};
 use super::error::NetError;
 use super::shared::BufferCharge;
-use super::wire::{Frame, Handshake, MAGIC};
+use super::wire::{read_handshake, Frame, Handshake, MAGIC};
+use crate::error::SyncError;
 use crate::peer::PeerId;
 use crate::wire::FrameReader;
 
@@ -59,8 +60,14 @@ where
         env.shared.counters.bytes_sent.add(mine.len() as u64);
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(f) = Frame::next(reader, max)? {
-                return Ok::<Frame, NetError>(f);
+            if let Some(h) = read_handshake(reader, max).map_err(|e| match e {
+                SyncError::TooLarge { .. } => NetError::Handshake("handshake frame over the limit"),
+                SyncError::Unexpected(_) => {
+                    NetError::Handshake("the first frame is not a handshake")
+                }
+                e => NetError::Protocol(e),
+            })? {
+                return Ok::<Handshake, NetError>(h);
             }
             let n = rd.read(&mut buf).await?;
             if n == 0 {
@@ -68,19 +75,13 @@ where
             }
             env.shared.counters.bytes_received.add(n as u64);
             reader.push(&buf[..n]);
-            // Refuse an oversized handshake from its prefix alone.
-            if reader.pending_len()?.is_some_and(|len| len > max) {
-                return Err(NetError::Handshake("handshake frame over the limit"));
-            }
             charge.set(reader.buffered())?;
         }
     };
     let frame = timeout_at(deadline, exchange)
         .await
         .map_err(|_| NetError::Timeout("handshake"))??;
-    let Frame::Handshake(h) = frame else {
-        return Err(NetError::Handshake("the first frame is not a handshake"));
-    };
+    let h = frame;
     if h.magic != MAGIC {
         return Err(NetError::Handshake("bad magic"));
     }
