@@ -85,6 +85,8 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
         Duration::from_secs(10),
         || nodes.iter_mut().all(|n| n.peers() == 2),
     );
+    // Certificates reload without a restart (the links stay up).
+    assert_eq!(nodes[0].cmd("reload-tls"), "OK");
 
     let mut ledger = Ledger::default();
     // 1. Connected: deltas carry every write.

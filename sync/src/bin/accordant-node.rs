@@ -35,6 +35,7 @@
 //! | `peers` | `PEERS <n>` connected peers |
 //! | `snapshot` | `OK <bytes> <keys>` once the file is on disk |
 //! | `stats` | `STATS k=v ...` |
+//! | `reload-tls` | `OK` once the CA bundle and the node's certificate and key are reloaded from `--tls DIR` (new connections use them) |
 //! | `quit` (or end of input) | `BYE` after a graceful shutdown |
 //!
 //! Errors answer `ERR <why>`.
@@ -293,6 +294,8 @@ async fn run(args: Args) -> i32 {
         sets,
         replica,
         snapshot: args.snapshot,
+        tls: args.tls,
+        id: args.id,
     };
     while let Some(line) = rx.recv().await {
         if line.trim() == "quit" {
@@ -319,6 +322,8 @@ struct App {
     sets: Channel<String, OrSet<String>>,
     replica: accordant::ReplicaId,
     snapshot: Option<PathBuf>,
+    tls: Option<PathBuf>,
+    id: u64,
 }
 
 impl App {
@@ -376,6 +381,16 @@ impl App {
                 format!("DUMP {} ; {}", c.join(" "), s.join(" "))
             }
             ["peers"] => format!("PEERS {}", self.node.peers().len()),
+            ["reload-tls"] => match &self.tls {
+                None => "ERR no --tls directory".into(),
+                Some(dir) => match TlsIdentity::load(dir, self.id) {
+                    Ok(identity) => match self.node.reload_tls(identity) {
+                        Ok(()) => "OK".into(),
+                        Err(e) => format!("ERR {e}"),
+                    },
+                    Err(e) => format!("ERR {e}"),
+                },
+            },
             ["snapshot"] => match &self.snapshot {
                 None => "ERR no --snapshot path".into(),
                 Some(p) => match self.node.snapshot(p).await {

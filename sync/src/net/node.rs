@@ -196,6 +196,10 @@ impl Node {
         let inner = Arc::clone(&self.inner);
         self.inner.spawn(async move {
             let mut stop = inner.env.stop.clone();
+            // Refusals over the limits are logged once a second at most,
+            // with their count (a flood must not flood the log too).
+            let mut refused_since_log = 0u64;
+            let mut last_log = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     r = listener.accept() => match r {
@@ -207,7 +211,16 @@ impl Node {
                                     // Closed at once: the descriptor is freed.
                                     drop(stream);
                                     shared.counters.limit_refusals.add(1);
-                                    debug!(node = shared.config.id, %remote, reason, "connection refused");
+                                    refused_since_log += 1;
+                                    if last_log.elapsed() >= Duration::from_secs(1) {
+                                        info!(
+                                            node = shared.config.id, %remote, reason,
+                                            refused = refused_since_log,
+                                            "connections refused over the limits"
+                                        );
+                                        refused_since_log = 0;
+                                        last_log = tokio::time::Instant::now();
+                                    }
                                     continue;
                                 }
                             };
