@@ -19,7 +19,9 @@
 //! `session_stream/{plain,tls}/N=10000/D=…` prices the transport: the same
 //! session, both sides driven by [`sync_stream`] over an in-memory duplex,
 //! in plaintext or inside mutual TLS 1.3 (rustls, *ring*, the node's
-//! settings; handshake excluded), wall time for the whole session.
+//! settings), wall time for the whole session; the TLS variant opens a new
+//! connection per session, so its time and bytes include one handshake (a
+//! node pays it once per connection, not per session).
 //! `session_stream/tls_handshake` is one mutual TLS 1.3 handshake (ECDSA
 //! P-256 certificates of a cluster CA, both chains verified). The bytes
 //! each variant puts on the wire are printed once before it runs.

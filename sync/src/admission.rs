@@ -21,7 +21,7 @@
 //!    reaches: a permanent, cluster-wide denial of writes.
 //!
 //! A refused value is a typed [`Refusal`], carried as
-//! [`SyncError::Refused`]: the whole message it came in is dropped,
+//! [`SyncError::Refused`](crate::error::SyncError::Refused): the whole message it came in is dropped,
 //! nothing of it is joined, and the transport counts the peer
 //! ([`NodeStats::refusals`](crate::net::NodeStats)) and closes the
 //! connection.

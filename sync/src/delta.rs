@@ -95,7 +95,7 @@
 //! - [`Replicator::sync_step`] periodically, [`Replicator::receive`] for
 //!   every message that arrives;
 //! - [`Replicator::poll_transmit`] after each of those, to take what to
-//!   send. [`node::DeltaNode`] does all this in the
+//!   send. `sim::DeltaNode` does all this in the
 //!   [simulator](crate::sim).
 //!
 //! Three replicas of a counter in a line, `a — b — c`:

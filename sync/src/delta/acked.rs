@@ -141,7 +141,7 @@ impl AckedStats {
 }
 
 /// A [`DeltaReplicator`] over [`delta::Replicator`](crate::delta::Replicator):
-/// acked delta-intervals with BP and RR. See the [module docs](self).
+/// acked delta-intervals with BP and RR. See the [module docs](crate::delta).
 pub struct AckedDeltas<K: StoreKey, V: StoreValue> {
     rep: Replicator<Store<K, V>, PeerId>,
     sync_every: u32,

@@ -135,13 +135,13 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
     /// The connection with `peer` ended.
     fn on_disconnect(&mut self, _peer: PeerId) {}
 
-    /// Called about every [`NodeConfig::tick`](super::NodeConfig) (for
+    /// Called about every `NodeConfig::tick` of the TCP node (for
     /// retransmissions, batching, garbage collection).
     fn on_tick(&mut self, _store: &Store<K, V>, _out: &mut dyn Outbox) {}
 }
 
 /// The default delta path: push each local write's delta once to every
-/// connected peer, no acks, no relay. See the [module docs](self).
+/// connected peer, no acks, no relay. See the [module docs](crate::delta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NaivePush {
     /// Bounds on received keys and deltas.

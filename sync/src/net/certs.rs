@@ -4,7 +4,7 @@
 //!
 //! Keys are ECDSA P-256. The CA certificate is valid for ten years, node
 //! certificates for one; each node certificate names its node as
-//! [`identity`](super::identity) describes and may serve as a TLS client
+//! the `identity` module of `net` describes and may serve as a TLS client
 //! and server. [`write_cluster`] lays out a directory the way
 //! [`TlsIdentity::load`](super::TlsIdentity::load) reads it.
 //!

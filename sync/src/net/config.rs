@@ -57,9 +57,14 @@ pub struct NodeConfig {
     pub ae_soon: Duration,
     /// A keepalive is sent this often.
     pub ping_interval: Duration,
-    /// A connection that receives nothing for this long is closed.
+    /// A connection that receives nothing for this long is closed. (A
+    /// frame in progress has its own deadline,
+    /// [`NetLimits::frame_grace`](super::NetLimits::frame_grace): bytes
+    /// trickled into it do not keep it alive.)
     pub idle_timeout: Duration,
-    /// The peer's handshake must arrive within this delay.
+    /// TLS and the peer's handshake frame together must complete within
+    /// this delay from the connection's start (a trickle of bytes does not
+    /// extend it).
     pub handshake_timeout: Duration,
     /// A connection attempt (TCP connect) must succeed within this delay.
     pub connect_timeout: Duration,
@@ -82,7 +87,7 @@ pub struct NodeConfig {
     pub session: SessionConfig,
     /// Seed of the jitter (backoff and anti-entropy timers).
     pub seed: u64,
-    /// Where [`Node::shutdown`] and the periodic snapshot write.
+    /// Where [`Node::shutdown`](super::Node::shutdown) and the periodic snapshot write.
     pub snapshot_path: Option<PathBuf>,
     /// Snapshot this often (needs `snapshot_path`).
     pub snapshot_interval: Option<Duration>,

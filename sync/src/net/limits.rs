@@ -35,7 +35,8 @@
 
 use std::time::Duration;
 
-/// Bounds on what connections may cost; see the [module docs](self).
+/// Bounds on what connections may cost: what a stranger can spend before
+/// it authenticates, and what even a member can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NetLimits {

@@ -7,18 +7,19 @@
 //!
 //! 1. **Deltas while connected.** Every local write
 //!    ([`Channel::update`]) hands its delta to the channel's
-//!    [`DeltaReplicator`] — by default [`NaivePush`], which queues it for
+//!    [`DeltaReplicator`](crate::delta::DeltaReplicator) — by default
+//!    [`NaivePush`](crate::delta::NaivePush), which queues it for
 //!    every connected peer. Queues are bounded: when a peer's queue is full
 //!    the delta is dropped, counted, and anti-entropy with that peer is
-//!    scheduled (see [`replicate`] for the backpressure story).
+//!    scheduled (see [`crate::delta`] for the backpressure story).
 //! 2. **Anti-entropy** ([`Session`](crate::session::Session)) on every
 //!    (re)connect and every [`NodeConfig::ae_interval`], one session per
 //!    channel at a time, repairs whatever deltas missed: a partition, a
 //!    restart, a dropped delta.
 //! 3. **Resilience.** Length-delimited frames ([`wire`]) with bounded
-//!    decoding; timeouts on the handshake, on connecting, on every write,
-//!    on idle connections (keepalives detect a partition) and on stalled
-//!    sessions; reconnection with capped, jittered exponential backoff;
+//!    decoding; timeouts on the handshake (TLS included), on connecting, on
+//!    every write, on every frame in progress, on idle connections
+//!    (keepalives detect a partition) and on stalled sessions; reconnection with capped, jittered exponential backoff;
 //!    graceful shutdown ([`Node::shutdown`]: `Bye`, flush, final snapshot)
 //!    driven by a `watch` signal.
 //! 4. **Durability.** [`Node::snapshot`] writes every channel to one

@@ -81,7 +81,7 @@ counters! {
     bytes_sent,
     /// Bytes read from peers.
     bytes_received,
-    /// Local writes through [`Channel::update`].
+    /// Local writes through [`Channel::update`](super::Channel::update).
     local_writes,
     /// Delta frames written to peers.
     deltas_sent,

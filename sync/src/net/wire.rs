@@ -27,7 +27,7 @@ use crate::message::Bytes;
 use crate::wire::{self, FrameReader};
 
 /// The node protocol version (independent of the session's
-/// [`message::VERSION`], which the session checks in its own messages).
+/// [`message::VERSION`](crate::message::VERSION), which the session checks in its own messages).
 pub const NET_VERSION: u8 = 2;
 /// The handshake's magic bytes.
 pub const MAGIC: [u8; 4] = *b"ACNP";
