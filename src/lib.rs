@@ -44,6 +44,7 @@
 pub mod bytes;
 pub mod causal;
 pub mod causal_state;
+pub mod claims;
 pub mod clock;
 pub mod codec;
 pub mod counter;
@@ -61,6 +62,7 @@ pub mod summary;
 pub use bytes::Bytes;
 pub use causal::CausalContext;
 pub use causal_state::{Causal, CausalCrdt};
+pub use claims::{Claim, ClaimKind, Claims};
 pub use clock::{Clock, Hlc, HlcClock, ManualClock, SystemClock};
 pub use counter::{BoundedCounter, CausalCounter, GCounter, PNCounter, RightsPolicy};
 pub use dot_pair::DotPair;

@@ -25,6 +25,13 @@
 //! the heal. Writes stop; all roots become equal; the ledger is checked
 //! against every region: no acknowledged increment or cart addition lost.
 //! The program exits non-zero if anything did not converge.
+//!
+//! Every link runs mutual TLS 1.3: the demo makes a CA for its cluster and
+//! one certificate per region at start, in a temporary directory (removed
+//! at the end), and each region accepts only the other regions'
+//! certificates. `--insecure-plaintext` runs the same demo in plaintext,
+//! to price TLS: the summary prints the bytes that crossed the proxy and
+//! the process's CPU time, for a run of each.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
@@ -35,11 +42,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accordant::{
-    HlcClock, LwwRegister, MvRegister, PNCounter, ReplicaId, ShoppingCart, SystemClock,
+    Claims, HlcClock, LwwRegister, MvRegister, PNCounter, ReplicaId, ShoppingCart, SystemClock,
 };
 use accordant_sync::delta::{AckedConfig, AckedDeltas};
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
-use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+use accordant_sync::net::{
+    certs, Channel, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, TlsIdentity,
+};
 use accordant_sync::session::SessionStats;
 use accordant_sync::store::{Store, StoreKey, StoreValue};
 use rand::{RngExt, SeedableRng};
@@ -62,6 +71,8 @@ options:
   --deltas push|acked how writes travel while linked: `push` offers each
                       write's delta once (default), `acked` runs the
                       delta-interval replicator with acks, BP and RR
+  --insecure-plaintext  no TLS (for cost comparisons only: anyone who
+                      reaches a port could read and write)
   --quiet             no progress line
   --log LEVEL         log the nodes' events to stderr through `tracing`
                       (error, warn, info, debug or trace; default: none)
@@ -76,6 +87,7 @@ struct Options {
     isolate: Option<String>,
     seed: u64,
     acked: bool,
+    plaintext: bool,
     quiet: bool,
     log: Option<tracing::Level>,
 }
@@ -90,6 +102,7 @@ fn parse_args() -> Result<Options, String> {
         isolate: None,
         seed: 7,
         acked: false,
+        plaintext: false,
         quiet: false,
         log: None,
     };
@@ -107,6 +120,7 @@ fn parse_args() -> Result<Options, String> {
                         .map_err(|_| format!("--log {v}: error, warn, info, debug or trace"))?,
                 );
             }
+            "--insecure-plaintext" => o.plaintext = true,
             "--regions" => {
                 o.regions = value()?
                     .split(',')
@@ -193,13 +207,15 @@ fn city(key: &str) -> [&'static str; 2] {
 const ITEMS: [&str; 6] = ["book", "mug", "pen", "lamp", "tea", "socks"];
 const USERS_PER_REGION: usize = 8;
 const ALICE: &str = "profile:alice";
+/// The demo cluster's name, in its certificates.
+const CLUSTER: &str = "demo";
 
 /// A channel of the node with the chosen delta path: the node's default
 /// push, or acked delta-intervals.
 fn channel<K, V>(b: &mut NodeBuilder, name: &str, acked: bool) -> std::io::Result<Channel<K, V>>
 where
     K: StoreKey + Send + 'static,
-    V: StoreValue + Send + 'static,
+    V: StoreValue + Claims + Send + 'static,
 {
     if acked {
         let store = Store::new();
@@ -226,8 +242,18 @@ struct Region {
 }
 
 impl Region {
-    async fn start(i: usize, key: &str, seed: u64, acked: bool) -> std::io::Result<Region> {
+    async fn start(
+        i: usize,
+        key: &str,
+        seed: u64,
+        acked: bool,
+        tls: Option<TlsIdentity>,
+        members: u64,
+    ) -> std::io::Result<Region> {
+        let replica = ReplicaId::from_u128(0xACC0_0000 + i as u128);
         let config = NodeConfig::new(i as u64 + 1, display(key))
+            .with_cluster(CLUSTER, 1..=members)
+            .with_replica(replica)
             .with_ae_interval(Duration::from_secs(2))
             .with_keepalive(Duration::from_millis(250), Duration::from_millis(1500))
             .with_timeouts(
@@ -238,12 +264,16 @@ impl Region {
             )
             .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
             .with_seed(seed ^ (i as u64 + 1));
+        let config = match tls {
+            Some(identity) => config.with_tls(identity),
+            None => config.insecure_plaintext(),
+        };
         let mut b = NodeBuilder::new(config);
         let counters = channel(&mut b, "counters", acked)?;
         let carts = channel(&mut b, "carts", acked)?;
         let lww = channel(&mut b, "profiles-lww", acked)?;
         let mv = channel(&mut b, "profiles-mv", acked)?;
-        let node = b.start();
+        let node = b.start().map_err(std::io::Error::other)?;
         let addr = node.listen("127.0.0.1:0".parse().expect("addr")).await?;
         Ok(Region {
             key: key.to_string(),
@@ -253,7 +283,7 @@ impl Region {
             carts,
             lww,
             mv,
-            replica: ReplicaId::from_u128(0xACC0_0000 + i as u128),
+            replica,
             hlc: Mutex::new(HlcClock::new(5_000)),
             addr,
         })
@@ -497,14 +527,36 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         Some(k) => o.regions.iter().position(|r| r == k).unwrap_or(n - 1),
         None => n - 1,
     };
+    // The cluster's CA and one certificate per region, made now in a
+    // temporary directory, and loaded back as a node would load them.
+    let cert_dir = std::env::temp_dir().join(format!("accordant-demo-{}", std::process::id()));
+    let ids: Vec<u64> = (1..=n as u64).collect();
+    if !o.plaintext {
+        certs::write_cluster(&cert_dir, CLUSTER, &ids)?;
+    }
     let mut rs = Vec::new();
     for (i, k) in o.regions.iter().enumerate() {
-        rs.push(Region::start(i, k, o.seed, o.acked).await?);
+        let tls = if o.plaintext {
+            None
+        } else {
+            Some(TlsIdentity::load(&cert_dir, i as u64 + 1)?)
+        };
+        rs.push(Region::start(i, k, o.seed, o.acked, tls, n as u64).await?);
+    }
+    if !o.plaintext {
+        let _ = std::fs::remove_dir_all(&cert_dir);
     }
     let regions = Arc::new(rs);
     let clock = Clock0(Instant::now());
 
-    println!("accordant: {n} regions, active-active over loopback TCP, through a delaying proxy\n");
+    println!(
+        "accordant: {n} regions, active-active over loopback TCP ({}), through a delaying proxy\n",
+        if o.plaintext {
+            "INSECURE plaintext"
+        } else {
+            "mutual TLS 1.3, certificates of the cluster's own CA"
+        }
+    );
     let proxy = Proxy::new(o.seed);
     let mut label_link: HashMap<String, (usize, usize)> = HashMap::new();
     for i in 0..n {
@@ -528,7 +580,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 rtt(&a.key, &b.key).as_millis(),
                 b.addr
             );
-            a.node.dial(via);
+            a.node.dial(via, j as u64 + 1);
         }
     }
 
@@ -922,6 +974,18 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         rts,
         kb(proxy.stats().iter().map(|l| l.bytes).sum())
     );
+    let (wire, cpu) = (
+        proxy.stats().iter().map(|l| l.bytes).sum::<u64>(),
+        cpu_seconds(),
+    );
+    println!(
+        "cost ({}): {} on the wire for {} of frames ({:+.1}%), {} CPU seconds for the whole process",
+        if o.plaintext { "plaintext" } else { "mutual TLS" },
+        kb(wire),
+        kb(sent),
+        (wire as f64 / sent.max(1) as f64 - 1.0) * 100.0,
+        cpu.map_or("unknown".to_string(), |c| format!("{c:.2}")),
+    );
 
     println!("\nchecks against the ledger of acknowledged writes, in every region:");
     ok &= check(&regions, &ledger);
@@ -1108,6 +1172,18 @@ fn check_alice(regions: &[Region], partitioned: bool) -> bool {
         mv.join(" | ")
     );
     both && one
+}
+
+/// User plus system CPU time of this process so far (Linux, from
+/// /proc/self/stat; ticks of 1/100 s, the kernel's USER_HZ).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn mark(ok: bool) -> &'static str {

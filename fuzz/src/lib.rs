@@ -728,3 +728,82 @@ pub fn check_store_sync(input: &StoreSyncInput) {
         assert!(store == &expected);
     }
 }
+
+// === The node protocol's framing and handshake (net, feature tokio) ===
+
+/// A connection's byte stream as a hostile peer sends it, cut into chunks:
+/// the first byte sets the chunk length (1 to 255), the rest is the stream.
+/// The frame reader and the handshake reader never panic; what is buffered
+/// never exceeds what was pushed; a handshake longer than its 4 KiB limit
+/// is refused from its length prefix alone, with at most one chunk
+/// buffered; after the handshake no frame above the limit is returned; and
+/// every frame returned re-encodes to bytes that decode to it again.
+pub fn check_frame_stream(data: &[u8]) {
+    use accordant_sync::net::wire::{read_handshake, Frame};
+    use accordant_sync::wire::FrameReader;
+    const HANDSHAKE_MAX: usize = 4096;
+    const FRAME_MAX: usize = 1 << 16;
+    let Some((&chunk, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk.max(1));
+    let mut reader = FrameReader::new();
+    let mut pushed = 0usize;
+    let mut handshaken = false;
+    for part in stream.chunks(chunk) {
+        reader.push(part);
+        pushed += part.len();
+        assert!(reader.buffered() <= pushed);
+        loop {
+            if !handshaken {
+                match read_handshake(&mut reader, HANDSHAKE_MAX) {
+                    Ok(Some(h)) => {
+                        let f = Frame::Handshake(h);
+                        assert!(f.to_wire().len() <= HANDSHAKE_MAX + 10);
+                        round_trip(&f);
+                        handshaken = true;
+                    }
+                    Ok(None) => {
+                        // Still waiting: the frame is within its limit,
+                        // or its length is not known yet.
+                        if let Ok(Some(len)) = reader.pending_len() {
+                            assert!(len <= HANDSHAKE_MAX);
+                        }
+                        assert!(reader.buffered() <= HANDSHAKE_MAX + 10 + chunk);
+                        break;
+                    }
+                    Err(_) => {
+                        // Refused before more than the limit (and the chunk
+                        // that revealed it) was buffered.
+                        assert!(reader.buffered() <= HANDSHAKE_MAX + 10 + chunk);
+                        return;
+                    }
+                }
+            } else {
+                match Frame::next(&mut reader, FRAME_MAX) {
+                    Ok(Some(f)) => {
+                        assert!(
+                            !matches!(f, Frame::Handshake(_))
+                                || f.to_wire().len() <= FRAME_MAX + 10
+                        );
+                        round_trip(&f);
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+}
+
+fn round_trip(f: &accordant_sync::net::wire::Frame) {
+    use accordant_sync::net::wire::Frame;
+    use accordant_sync::wire::FrameReader;
+    let mut r = FrameReader::new();
+    r.push(&f.to_wire());
+    assert_eq!(
+        Frame::next(&mut r, usize::MAX).expect("re-decode").as_ref(),
+        Some(f)
+    );
+    assert_eq!(r.buffered(), 0);
+}

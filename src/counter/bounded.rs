@@ -260,6 +260,16 @@ impl BoundedCounter {
         })
     }
 
+    /// Every row's numbers, for [`Claims`](crate::Claims): the replica, its
+    /// increments, decrements, cumulative transfers out (saturated to
+    /// `u64`) and backing.
+    pub(crate) fn row_numbers(&self) -> impl Iterator<Item = (ReplicaId, u64, u64, u64, u64)> + '_ {
+        self.rows.iter().map(|(r, row)| {
+            let out = u64::try_from(row.transferred()).unwrap_or(u64::MAX);
+            (*r, row.increments, row.decrements, out, row.backing)
+        })
+    }
+
     fn row(&self, replica: &ReplicaId) -> Option<&Row> {
         self.rows
             .binary_search_by(|(r, _)| r.cmp(replica))

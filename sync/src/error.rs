@@ -1,6 +1,8 @@
 //! Errors of the sync protocol.
 
 use accordant::DecodeError;
+
+use crate::admission::Refusal;
 use thiserror::Error;
 
 /// Why a session failed. A failed session has applied nothing of the
@@ -42,12 +44,18 @@ pub enum SyncError {
     /// The session is over; it accepts no more messages.
     #[error("the session is already finished")]
     Finished,
+    /// A value in the message failed admission
+    /// ([`Admission`](crate::admission::Admission)): it claims writes of
+    /// this replica that it never made, or a number above the ceiling.
+    #[error("refused data: {0}")]
+    Refused(Refusal),
 }
 
 impl SyncError {
     /// Whether the error shows the peer broke the protocol: a message that
     /// is malformed, oversized, of another version, carries a value that
-    /// does not decode, or arrives where the protocol allows none. A
+    /// does not decode or fails admission, or arrives where the protocol
+    /// allows none. A
     /// transport counts such peers and may drop them. The other errors
     /// (a session that ran out of turns or passes while the stores kept
     /// changing, a local misuse) are no one's fault and are only retried.
@@ -57,8 +65,15 @@ impl SyncError {
             | SyncError::Version(_)
             | SyncError::Malformed(_)
             | SyncError::Value { .. }
-            | SyncError::Unexpected(_) => true,
+            | SyncError::Unexpected(_)
+            | SyncError::Refused(_) => true,
             SyncError::TooManyTurns(_) | SyncError::NotConverged(_) | SyncError::Finished => false,
         }
+    }
+}
+
+impl From<Refusal> for SyncError {
+    fn from(r: Refusal) -> Self {
+        SyncError::Refused(r)
     }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
 use accordant_sync::delta::NaivePush;
-use accordant_sync::net::{NodeBuilder, NodeConfig};
+use accordant_sync::net::certs::ClusterCa;
+use accordant_sync::net::{NodeBuilder, NodeConfig, TlsIdentity};
 use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode, ProcessId, SimTime, Simulator};
 use accordant_sync::store::Store;
 
@@ -108,8 +109,15 @@ fn over_the_simulator(seed: u64) -> Report {
 }
 
 async fn over_tcp() -> Report {
-    let config = |id, name| {
+    let ca = ClusterCa::new("host-transports").expect("CA");
+    let config = |id: u64, name: &str| {
+        let cert = ca.issue(id).expect("certificate");
+        let identity =
+            TlsIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).expect("identity");
         NodeConfig::new(id, name)
+            .with_cluster("host-transports", 1..=2)
+            .with_tls(identity)
+            .with_replica(ReplicaId::from_u128(u128::from(id) + 100))
             // Only the session the dialer starts at connect.
             .with_ae_interval(Duration::from_secs(3600))
             .with_backoff(Duration::from_millis(20), Duration::from_millis(200))
@@ -117,15 +125,15 @@ async fn over_tcp() -> Report {
     let (a, b) = diverged();
     let mut ba = NodeBuilder::new(config(1, "a"));
     let ca = ba.channel_with("views", a, Box::new(NaivePush::default()));
-    let na = ba.start();
+    let na = ba.start().expect("start");
     let mut bb = NodeBuilder::new(config(2, "b"));
     let cb = bb.channel_with("views", b, Box::new(NaivePush::default()));
-    let nb = bb.start();
+    let nb = bb.start().expect("start");
     let addr = nb
         .listen("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("listen");
-    na.dial(addr);
+    na.dial(addr, 2);
     let start = Instant::now();
     while na.stats().sessions_completed + nb.stats().sessions_completed < 2 {
         assert!(start.elapsed() < Duration::from_secs(20), "no session");

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
 use accordant_sync::delta::{AckedConfig, AckedDeltas, AckedStats};
-use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig};
+use accordant_sync::net::certs::ClusterCa;
+use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, TlsIdentity};
 use accordant_sync::store::Store;
 
 struct Replica {
@@ -17,9 +18,14 @@ struct Replica {
     id: ReplicaId,
 }
 
-fn replica(id: u64) -> Replica {
+fn replica(ca: &ClusterCa, id: u64) -> Replica {
+    let cert = ca.issue(id).unwrap();
+    let identity = TlsIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
     // Anti-entropy only at connect: afterwards, deltas are the only path.
     let config = NodeConfig::new(id, format!("n{id}"))
+        .with_cluster("test", 1..=3)
+        .with_tls(identity)
+        .with_replica(ReplicaId::from_u128(u128::from(id)))
         .with_ae_interval(Duration::from_secs(60))
         .with_backoff(Duration::from_millis(20), Duration::from_millis(200));
     let store: Store<u32, GCounter> = Store::new();
@@ -28,7 +34,7 @@ fn replica(id: u64) -> Replica {
     let mut b = NodeBuilder::new(config);
     let views = b.channel_with("views", store, Box::new(acked));
     Replica {
-        node: b.start(),
+        node: b.start().unwrap(),
         views,
         stats,
         id: ReplicaId::from_u128(u128::from(id)),
@@ -46,15 +52,16 @@ async fn wait(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_deltas_converge_a_full_mesh() {
     let started = Instant::now();
-    let rs: Vec<Replica> = (1..=3).map(replica).collect();
+    let ca = ClusterCa::new("test").unwrap();
+    let rs: Vec<Replica> = (1..=3).map(|id| replica(&ca, id)).collect();
     let mut addrs = Vec::new();
     for r in &rs {
         addrs.push(r.node.listen("127.0.0.1:0".parse().unwrap()).await.unwrap());
     }
     // Full mesh: 2 dials 1, 3 dials 1 and 2.
-    rs[1].node.dial(addrs[0]);
-    rs[2].node.dial(addrs[0]);
-    rs[2].node.dial(addrs[1]);
+    rs[1].node.dial(addrs[0], 1);
+    rs[2].node.dial(addrs[0], 1);
+    rs[2].node.dial(addrs[1], 2);
     wait("full mesh", Duration::from_secs(3), || {
         rs.iter().all(|r| r.node.peers().len() == 2)
     })

@@ -10,7 +10,7 @@ mod net_common;
 use std::time::{Duration, Instant};
 
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
-use net_common::{check, converge, wait_until, Ledger, NodeProc, TempDir};
+use net_common::{check, converge, make_certs, wait_until, Ledger, NodeProc, TempDir};
 
 const FLAGS: [&str; 10] = [
     "--ae-ms",
@@ -25,9 +25,17 @@ const FLAGS: [&str; 10] = [
     "400",
 ];
 
-fn spawn(id: u64, name: &str, listen: &str, dir: &TempDir, restore: bool) -> NodeProc {
+fn spawn(
+    id: u64,
+    name: &str,
+    listen: &str,
+    dir: &TempDir,
+    tls: &[String],
+    restore: bool,
+) -> NodeProc {
     let snap = dir.path(&format!("{name}.snap"));
     let mut extra: Vec<&str> = FLAGS.to_vec();
+    extra.extend(tls.iter().map(String::as_str));
     extra.extend(["--snapshot", &snap]);
     if restore {
         extra.push("--restore");
@@ -44,11 +52,13 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
         .build()
         .unwrap();
     let dir = TempDir::new("multiprocess");
+    // Mutual TLS, as by default: the CA and certificates from `certs`.
+    let tls = make_certs(&dir, &[1, 2, 3]);
     let names = ["a", "b", "c"];
     let mut nodes: Vec<NodeProc> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| spawn(i as u64 + 1, n, "127.0.0.1:0", &dir, false))
+        .map(|(i, n)| spawn(i as u64 + 1, n, "127.0.0.1:0", &dir, &tls, false))
         .collect();
 
     // Every pair through the proxy; the lower id dials.
@@ -66,7 +76,7 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
                     LinkSpec::rtt(Duration::from_millis(rtts[i + j - 1])),
                 ))
                 .unwrap();
-            assert_eq!(nodes[i].cmd(&format!("dial {addr}")), "OK");
+            assert_eq!(nodes[i].cmd(&format!("dial {addr} {}", j + 1)), "OK");
             via.push((i, j, addr));
         }
     }
@@ -75,6 +85,8 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
         Duration::from_secs(10),
         || nodes.iter_mut().all(|n| n.peers() == 2),
     );
+    // Certificates reload without a restart (the links stay up).
+    assert_eq!(nodes[0].cmd("reload-tls"), "OK");
 
     let mut ledger = Ledger::default();
     // 1. Connected: deltas carry every write.
@@ -132,7 +144,7 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
     assert_eq!(b.cmd("add volatile v"), "OK");
     b.kill();
     let b_addr = b.addr.to_string();
-    let mut b2 = spawn(2, "b", &b_addr, &dir, true);
+    let mut b2 = spawn(2, "b", &b_addr, &dir, &tls, true);
     assert_eq!(
         b2.dump(),
         at_snapshot,
@@ -143,7 +155,7 @@ fn processes_converge_through_partitions_and_a_crash_without_losing_acknowledged
         .find(|(i, j, _)| (*i, *j) == (1, 2))
         .copied()
         .unwrap();
-    assert_eq!(b2.cmd(&format!("dial {bc_via}")), "OK");
+    assert_eq!(b2.cmd(&format!("dial {bc_via} 3")), "OK");
     proxy.heal_all();
     let caught_up = converge(&mut [a, &mut b2, c], Duration::from_secs(15));
     eprintln!("restarted node caught up {caught_up:?} after the heal");

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
-use net_common::{check, converge, have, wait_until, Ledger, NodeProc};
+use net_common::{check, converge, have, make_certs, wait_until, Ledger, NodeProc, TempDir};
 
 /// Prints past the test harness's capture, so a skip is visible.
 fn say(msg: &str) {
@@ -194,6 +194,11 @@ fn nodes_in_network_namespaces_converge_across_a_pulled_cable() {
         .build()
         .unwrap();
     let names = ["a", "b", "c"];
+    // Mutual TLS, as by default: the CA and certificates from `certs`.
+    let dir = TempDir::new("netns");
+    let tls = make_certs(&dir, &[1, 2, 3]);
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    flags.extend(tls.iter().map(String::as_str));
     let mut nodes: Vec<NodeProc> = (0..3)
         .map(|i| {
             let listen = format!("{}:7400", lab.node_addr(i));
@@ -202,7 +207,7 @@ fn nodes_in_network_namespaces_converge_across_a_pulled_cable() {
                 i as u64 + 1,
                 names[i],
                 &listen,
-                &FLAGS,
+                &flags,
             )
         })
         .collect();
@@ -222,7 +227,7 @@ fn nodes_in_network_namespaces_converge_across_a_pulled_cable() {
                     LinkSpec::rtt(Duration::from_millis(rtts[i + j - 1])),
                 ))
                 .unwrap();
-            assert_eq!(nodes[i].cmd(&format!("dial {via}")), "OK");
+            assert_eq!(nodes[i].cmd(&format!("dial {via} {}", j + 1)), "OK");
         }
     }
     wait_until(

@@ -8,14 +8,31 @@ use std::time::{Duration, Instant};
 use accordant::codec::SeqVec;
 use accordant::{GCounter, OrSet, ReplicaId};
 use accordant_sync::message::{Bytes, SyncLimits};
+use accordant_sync::net::certs::ClusterCa;
 use accordant_sync::net::proxy::{LinkSpec, Proxy};
 use accordant_sync::net::wire::{Frame, Handshake, MAGIC};
-use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent};
+use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, TlsIdentity};
 use accordant_sync::snapshot::SnapshotError;
 use accordant_sync::wire::FrameReader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The test cluster's CA (made once per test binary).
+fn ca() -> &'static ClusterCa {
+    static CA: std::sync::OnceLock<ClusterCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| ClusterCa::new("test").unwrap())
+}
+
+/// A node of the test cluster (members 1 to 8), over mutual TLS.
 fn config(id: u64, name: &str) -> NodeConfig {
+    let cert = ca().issue(id).unwrap();
+    let identity = TlsIdentity::from_pem(ca().cert_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
+    plain_config(id, name)
+        .with_cluster("test", 1..=8)
+        .with_tls(identity)
+}
+
+/// The same timings, no TLS material (plaintext must be chosen).
+fn plain_config(id: u64, name: &str) -> NodeConfig {
     NodeConfig::new(id, name)
         .with_ae_interval(Duration::from_millis(500))
         .with_keepalive(Duration::from_millis(100), Duration::from_millis(600))
@@ -37,14 +54,14 @@ struct Replica {
 
 fn replica(config: NodeConfig, restore: Option<&std::path::Path>, incarnation: u128) -> Replica {
     let id = ReplicaId::from_u128(u128::from(config.id) << 64 | incarnation);
-    let mut b = NodeBuilder::new(config);
+    let mut b = NodeBuilder::new(config.with_replica(id));
     if let Some(p) = restore {
         b = b.restore(p).unwrap();
     }
     let views = b.channel("views").unwrap();
     let tags = b.channel("tags").unwrap();
     Replica {
-        node: b.start(),
+        node: b.start().unwrap(),
         views,
         tags,
         id,
@@ -90,7 +107,7 @@ async fn deltas_flow_while_connected_and_sessions_verify() {
     let a = replica(config(1, "a"), None, 0);
     let b = replica(config(2, "b"), None, 0);
     let addr = a.node.listen(local()).await.unwrap();
-    b.node.dial(addr);
+    b.node.dial(addr, 1);
     converge(&[&a, &b], Duration::from_secs(5)).await;
     while a.node.peers().is_empty() || b.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -134,7 +151,7 @@ async fn a_partition_heals_by_anti_entropy_through_the_delaying_proxy() {
         )
         .await
         .unwrap();
-    b.node.dial(via);
+    b.node.dial(via, 1);
     while b.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -179,7 +196,7 @@ async fn full_queues_drop_deltas_and_anti_entropy_repairs_them() {
     let a = replica(config(1, "a").with_delta_queue(4), None, 0);
     let b = replica(config(2, "b"), None, 0);
     let addr = a.node.listen(local()).await.unwrap();
-    b.node.dial(addr);
+    b.node.dial(addr, 1);
     while a.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -203,7 +220,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     let a = replica(config(1, "a"), None, 0);
     let b = replica(config(2, "b"), None, 0);
     let addr = a.node.listen(local()).await.unwrap();
-    b.node.dial(addr);
+    b.node.dial(addr, 1);
     for k in 0..100 {
         a.increment(k, 1);
         a.tag("before", &format!("e{k}"));
@@ -246,7 +263,9 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_delta_closes_the_connection_and_changes_nothing() {
-    let a = replica(config(1, "a"), None, 0);
+    // The plaintext path (frames after the handshake); TLS in front of it
+    // is tested in net_security.rs.
+    let a = replica(plain_config(1, "a").insecure_plaintext(), None, 0);
     a.increment(1, 1);
     let root = a.roots();
     let addr = a.node.listen(local()).await.unwrap();
@@ -295,7 +314,7 @@ async fn graceful_shutdown_says_bye_and_stops_quickly() {
     let b = replica(config(2, "b"), None, 0);
     let mut events = a.node.events();
     let addr = a.node.listen(local()).await.unwrap();
-    b.node.dial(addr);
+    b.node.dial(addr, 1);
     while a.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

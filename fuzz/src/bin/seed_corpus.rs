@@ -63,6 +63,7 @@ fn main() {
         "crdt_ops",
         "session",
         "store_sync",
+        "net_frames",
     ] {
         fs::create_dir_all(root.join(t)).expect("corpus dir");
     }
@@ -166,6 +167,45 @@ fn main() {
         write(&root.join("crdt_ops"), &format!("seed{i}"), seed);
         write(&root.join("session"), &format!("seed{i}"), seed);
         write(&root.join("store_sync"), &format!("seed{i}"), seed);
+    }
+    // A connection's stream: a handshake, then one frame of each kind,
+    // cut into chunks of 1, 7 and 255 bytes (the first byte).
+    {
+        use accordant::codec::SeqVec;
+        use accordant_sync::message::Bytes;
+        use accordant_sync::net::wire::{Frame, Handshake, MAGIC};
+        let mut stream = Frame::Handshake(Handshake {
+            magic: MAGIC,
+            node: 2,
+            name: "us-east".into(),
+            channels: SeqVec(vec!["views".into(), "tags".into()]),
+        })
+        .to_wire();
+        for f in [
+            Frame::Session {
+                channel: 0,
+                envelope: Bytes(vec![1, 2, 3, 4]),
+            },
+            Frame::Delta {
+                channel: 1,
+                payload: Bytes(vec![7; 40]),
+            },
+            Frame::Ping,
+            Frame::Bye,
+        ] {
+            stream.extend(f.to_wire());
+        }
+        for chunk in [1u8, 7, 255] {
+            let mut seed = vec![chunk];
+            seed.extend(&stream);
+            write(&root.join("net_frames"), &format!("stream{chunk}"), &seed);
+        }
+        // An oversized handshake prefix.
+        write(
+            &root.join("net_frames"),
+            "oversized",
+            &[16, 0x80, 0x80, 0x80, 0x08, 0],
+        );
     }
     println!("seed corpora written under {}", root.display());
 }

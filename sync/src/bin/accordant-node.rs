@@ -3,10 +3,22 @@
 //! several of them through the delaying proxy.
 //!
 //! ```text
-//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 [--snapshot FILE [--restore]]
+//! accordant-node certs --out DIR --cluster NAME --nodes 1,2,3
+//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 --tls DIR [--cluster NAME]
+//!                [--members 1,2,3] [--snapshot FILE [--restore]]
 //!                [--ae-ms 1000] [--idle-ms 1500] [--ping-ms 300] [--handshake-ms 1000]
 //!                [--backoff-max-ms 500]
+//! accordant-node --id 1 ... --insecure-plaintext        (tests and cost comparisons only)
 //! ```
+//!
+//! `certs` writes a new CA for the cluster and one certificate and key per
+//! node into `DIR` (`ca.pem`, `ca-key.pem`, `node-<id>.pem`,
+//! `node-<id>-key.pem`; move `ca-key.pem` offline). `--tls DIR` loads the
+//! CA certificates and the certificate and key of the node's own `--id`;
+//! the members allowed to connect are `--members`, or by default every
+//! `node-<id>.pem` found in `DIR`. Without `--tls` the node refuses to
+//! start unless `--insecure-plaintext` is given. The cluster's name
+//! defaults to `accordant`.
 //!
 //! The node holds two channels: `counters` (`Store<String, GCounter>`) and
 //! `sets` (`Store<String, OrSet<String>>`), and writes under a fresh replica
@@ -15,7 +27,7 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | `dial <addr>` | `OK` (keeps reconnecting with backoff) |
+//! | `dial <addr> <id>` | `OK` (keeps reconnecting with backoff; the peer must authenticate as node `<id>`) |
 //! | `inc <key> <n>` | `OK` once applied: the increment is acknowledged |
 //! | `add <key> <elem>` | `OK` once applied |
 //! | `digest` | `DIGEST <hex>`: both channels' root digests |
@@ -23,6 +35,7 @@
 //! | `peers` | `PEERS <n>` connected peers |
 //! | `snapshot` | `OK <bytes> <keys>` once the file is on disk |
 //! | `stats` | `STATS k=v ...` |
+//! | `reload-tls` | `OK` once the CA bundle and the node's certificate and key are reloaded from `--tls DIR` (new connections use them) |
 //! | `quit` (or end of input) | `BYE` after a graceful shutdown |
 //!
 //! Errors answer `ERR <why>`.
@@ -33,12 +46,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use accordant::{GCounter, OrSet};
-use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig};
+use accordant_sync::net::{certs, Channel, Node, NodeBuilder, NodeConfig, TlsIdentity};
 use accordant_sync::snapshot::new_incarnation_id;
 
 struct Args {
     id: u64,
     name: String,
+    tls: Option<PathBuf>,
+    plaintext: bool,
+    cluster: String,
+    members: Option<Vec<u64>>,
     listen: SocketAddr,
     snapshot: Option<PathBuf>,
     restore: bool,
@@ -53,6 +70,10 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         id: 0,
         name: String::new(),
+        tls: None,
+        plaintext: false,
+        cluster: "accordant".into(),
+        members: None,
         listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
         snapshot: None,
         restore: false,
@@ -68,6 +89,10 @@ fn parse() -> Result<Args, String> {
             a.restore = true;
             continue;
         }
+        if flag == "--insecure-plaintext" {
+            a.plaintext = true;
+            continue;
+        }
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         let ms = || {
             v.parse::<u64>()
@@ -76,6 +101,9 @@ fn parse() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--id" => a.id = v.parse().map_err(|e| format!("--id: {e}"))?,
+            "--tls" => a.tls = Some(PathBuf::from(&v)),
+            "--cluster" => a.cluster = v.clone(),
+            "--members" => a.members = Some(ids(&v).map_err(|e| format!("--members: {e}"))?),
             "--name" => a.name = v.clone(),
             "--listen" => a.listen = v.parse().map_err(|e| format!("--listen: {e}"))?,
             "--snapshot" => a.snapshot = Some(PathBuf::from(&v)),
@@ -93,10 +121,78 @@ fn parse() -> Result<Args, String> {
     if a.name.is_empty() {
         a.name = format!("node-{}", a.id);
     }
+    match (&a.tls, a.plaintext) {
+        (None, false) => {
+            return Err("no TLS material: give --tls DIR (made by `accordant-node certs`), or --insecure-plaintext for tests".into())
+        }
+        (Some(_), true) => return Err("--tls and --insecure-plaintext exclude each other".into()),
+        _ => {}
+    }
     Ok(a)
 }
 
+/// A comma-separated list of node ids.
+fn ids(list: &str) -> Result<Vec<u64>, String> {
+    list.split(',')
+        .map(|s| s.trim().parse::<u64>().map_err(|e| format!("{s:?}: {e}")))
+        .collect()
+}
+
+/// `accordant-node certs --out DIR --cluster NAME --nodes 1,2,3`.
+fn certs_command(args: &[String]) -> Result<String, String> {
+    let (mut out, mut cluster, mut nodes) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--out" => out = Some(PathBuf::from(v)),
+            "--cluster" => cluster = Some(v.clone()),
+            "--nodes" => nodes = Some(ids(v).map_err(|e| format!("--nodes: {e}"))?),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    let out = out.ok_or("--out DIR is required")?;
+    let cluster = cluster.ok_or("--cluster NAME is required")?;
+    let nodes = nodes.ok_or("--nodes 1,2,3 is required")?;
+    certs::write_cluster(&out, &cluster, &nodes).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "wrote a CA for cluster {cluster:?} and certificates for nodes {nodes:?} in {}; keep ca-key.pem offline",
+        out.display()
+    ))
+}
+
+/// The member ids of a TLS directory: every `node-<id>.pem` in it.
+fn members_in(dir: &std::path::Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<u64> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("node-")?
+                .strip_suffix(".pem")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("certs") {
+        match certs_command(&argv[1..]) {
+            Ok(msg) => {
+                println!("{msg}");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("accordant-node certs: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -123,6 +219,28 @@ async fn run(args: Args) -> i32 {
             Duration::from_secs(5),
         )
         .with_backoff(Duration::from_millis(50), args.backoff_max);
+    let replica = new_incarnation_id(&args.name);
+    let config = config.with_replica(replica);
+    let config = match &args.tls {
+        Some(dir) => {
+            let members = args.members.clone().unwrap_or_else(|| members_in(dir));
+            match TlsIdentity::load(dir, args.id) {
+                Ok(identity) => config
+                    .with_cluster(args.cluster.clone(), members)
+                    .with_tls(identity),
+                Err(e) => {
+                    println!("ERR tls: {e}");
+                    return 1;
+                }
+            }
+        }
+        None => config
+            .with_cluster(
+                args.cluster.clone(),
+                args.members.clone().unwrap_or_default(),
+            )
+            .insecure_plaintext(),
+    };
     let mut builder = NodeBuilder::new(config);
     if let (true, Some(path)) = (args.restore, &args.snapshot) {
         if path.exists() {
@@ -145,7 +263,13 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
     };
-    let node = builder.start();
+    let node = match builder.start() {
+        Ok(n) => n,
+        Err(e) => {
+            println!("ERR start: {e}");
+            return 1;
+        }
+    };
     let addr = match node.listen(args.listen).await {
         Ok(a) => a,
         Err(e) => {
@@ -153,7 +277,6 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
     };
-    let replica = new_incarnation_id(&args.name);
     println!("LISTENING {addr}");
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
@@ -171,6 +294,8 @@ async fn run(args: Args) -> i32 {
         sets,
         replica,
         snapshot: args.snapshot,
+        tls: args.tls,
+        id: args.id,
     };
     while let Some(line) = rx.recv().await {
         if line.trim() == "quit" {
@@ -197,18 +322,21 @@ struct App {
     sets: Channel<String, OrSet<String>>,
     replica: accordant::ReplicaId,
     snapshot: Option<PathBuf>,
+    tls: Option<PathBuf>,
+    id: u64,
 }
 
 impl App {
     async fn command(&self, line: &str) -> String {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["dial", addr] => match addr.parse() {
-                Ok(a) => {
-                    self.node.dial(a);
+            ["dial", addr, id] => match (addr.parse(), id.parse::<u64>()) {
+                (Ok(a), Ok(id)) => {
+                    self.node.dial(a, id);
                     "OK".into()
                 }
-                Err(e) => format!("ERR {e}"),
+                (Err(e), _) => format!("ERR {e}"),
+                (_, Err(e)) => format!("ERR {e}"),
             },
             ["inc", key, n] => {
                 let Ok(n) = n.parse::<u64>() else {
@@ -253,6 +381,16 @@ impl App {
                 format!("DUMP {} ; {}", c.join(" "), s.join(" "))
             }
             ["peers"] => format!("PEERS {}", self.node.peers().len()),
+            ["reload-tls"] => match &self.tls {
+                None => "ERR no --tls directory".into(),
+                Some(dir) => match TlsIdentity::load(dir, self.id) {
+                    Ok(identity) => match self.node.reload_tls(identity) {
+                        Ok(()) => "OK".into(),
+                        Err(e) => format!("ERR {e}"),
+                    },
+                    Err(e) => format!("ERR {e}"),
+                },
+            },
             ["snapshot"] => match &self.snapshot {
                 None => "ERR no --snapshot path".into(),
                 Some(p) => match self.node.snapshot(p).await {
@@ -263,7 +401,7 @@ impl App {
             ["stats"] => {
                 let s = self.node.stats();
                 format!(
-                    "STATS sent={} received={} deltas={} dropped={} sessions={} completed={} round_trips={} connections={}",
+                    "STATS sent={} received={} deltas={} dropped={} sessions={} completed={} round_trips={} connections={} refusals={} auth_failures={}",
                     s.bytes_sent,
                     s.bytes_received,
                     s.deltas_sent,
@@ -271,7 +409,9 @@ impl App {
                     s.sessions_initiated,
                     s.sessions_completed,
                     s.round_trips,
-                    s.connections
+                    s.connections,
+                    s.refusals,
+                    s.auth_failures
                 )
             }
             _ => format!("ERR unknown command {line:?}"),

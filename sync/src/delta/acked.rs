@@ -10,8 +10,9 @@
 //! - `on_connect` / `on_disconnect` add and remove the peer as a neighbour;
 //! - `on_local_write` records the write's delta (the store already holds
 //!   it) as a one-key delta-group;
-//! - `on_receive` hands the payload to [`Replicator::receive`], which
-//!   validates it whole before joining anything, and acks;
+//! - `on_receive` hands the payload to [`Replicator::receive_checked`],
+//!   which decodes it whole and passes every `(key, value)` of the group
+//!   through the node's [`Admit`] check before joining anything, and acks;
 //! - `on_tick` runs a [`Replicator::sync_step`] every
 //!   [`AckedConfig::sync_every`] ticks: each peer gets the join of what it
 //!   has not acknowledged yet, one message per step whatever the number of
@@ -58,6 +59,7 @@ use std::sync::{Arc, Mutex};
 
 use super::path::{DeltaReplicator, Outbox};
 use super::{Config, GMap, Replicator, Stats, Strategy};
+use crate::admission::Admit;
 use crate::error::SyncError;
 use crate::peer::PeerId;
 use crate::store::{Store, StoreKey, StoreValue};
@@ -139,7 +141,7 @@ impl AckedStats {
 }
 
 /// A [`DeltaReplicator`] over [`delta::Replicator`](crate::delta::Replicator):
-/// acked delta-intervals with BP and RR. See the [module docs](self).
+/// acked delta-intervals with BP and RR. See the [module docs](crate::delta).
 pub struct AckedDeltas<K: StoreKey, V: StoreValue> {
     rep: Replicator<Store<K, V>, PeerId>,
     sync_every: u32,
@@ -225,11 +227,18 @@ where
         from: PeerId,
         payload: &[u8],
         store: &mut Store<K, V>,
+        admit: &dyn Admit<K, V>,
         out: &mut dyn Outbox,
     ) -> Result<(), SyncError> {
         // A frame that raced the connect hook: the peer is connected.
         self.rep.add_neighbour(from);
-        let r = self.rep.receive(store, from, payload);
+        let check = |store: &Store<K, V>, group: &GMap<K, V>| {
+            group
+                .iter()
+                .try_for_each(|(k, v)| admit.admit(store, k, v))
+                .map_err(SyncError::from)
+        };
+        let r = self.rep.receive_checked(store, from, payload, check);
         self.flush(out);
         r
     }

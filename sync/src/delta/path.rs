@@ -26,7 +26,11 @@
 //!
 //! Payloads are opaque to the connection: a replicator may put sequence
 //! numbers, acks or delta groups in them. Every payload received is
-//! validated before anything of it is applied, like the session's messages.
+//! validated before anything of it is applied, like the session's messages:
+//! decoded within limits, then every value it carries passes the node's
+//! [`Admit`] check ([`Admission`](crate::admission::Admission): no writes
+//! of the receiver's own replica it did not make, nothing above the
+//! ceiling). One refused value refuses the whole payload.
 //!
 //! A sans-IO replicator with acks plugs in by mapping: `on_connect` and
 //! `on_disconnect` to adding and removing a neighbour, `on_local_write` to
@@ -37,6 +41,7 @@
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::admission::Admission;
 //! use accordant_sync::delta::{DeltaReplicator, NaivePush, Outbox};
 //! use accordant_sync::peer::PeerId;
 //! use accordant_sync::store::Store;
@@ -60,12 +65,17 @@
 //! push.on_local_write(&key, &delta, &mut eu, &mut wire);
 //! let (to, payload) = wire.0.pop().unwrap();
 //! assert_eq!(to, PeerId(2));
-//! push.on_receive(PeerId(1), &payload, &mut us, &mut wire).unwrap();
+//! let us_policy = Admission::new(Some(ReplicaId::from_u128(2)));
+//! push.on_receive(PeerId(1), &payload, &mut us, &us_policy, &mut wire).unwrap();
 //! assert_eq!(us.root_digest(), eu.root_digest());
+//! // The same delta sent back to its writer claims nothing it did not make.
+//! let eu_policy = Admission::new(Some(ReplicaId::from_u128(1)));
+//! push.on_receive(PeerId(2), &payload, &mut eu, &eu_policy, &mut wire).unwrap();
 //! ```
 
 use accordant::codec::{self, Limits};
 
+use crate::admission::Admit;
 use crate::error::SyncError;
 use crate::key::{decode_key, key_bytes};
 use crate::peer::PeerId;
@@ -105,14 +115,17 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
     /// it into `store` again is harmless, joins being idempotent.)
     fn on_local_write(&mut self, key: &K, delta: &V, store: &mut Store<K, V>, out: &mut dyn Outbox);
 
-    /// `from` sent `payload`. Validate it whole, then join what it carries
-    /// into `store`; answer (acks) through `out`. An error closes the
-    /// connection, and must leave the store untouched.
+    /// `from` sent `payload`. Validate it whole — decode it, and pass
+    /// every `(key, value)` it carries through `admit` — then join what it
+    /// carries into `store`; answer (acks) through `out`. An error (a
+    /// refusal is [`SyncError::Refused`]) closes the connection, and must
+    /// leave the store untouched.
     fn on_receive(
         &mut self,
         from: PeerId,
         payload: &[u8],
         store: &mut Store<K, V>,
+        admit: &dyn Admit<K, V>,
         out: &mut dyn Outbox,
     ) -> Result<(), SyncError>;
 
@@ -128,7 +141,7 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
 }
 
 /// The default delta path: push each local write's delta once to every
-/// connected peer, no acks, no relay. See the [module docs](self).
+/// connected peer, no acks, no relay. See the [module docs](crate::delta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NaivePush {
     /// Bounds on received keys and deltas.
@@ -175,9 +188,11 @@ impl<K: StoreKey, V: StoreValue + Send> DeltaReplicator<K, V> for NaivePush {
         _from: PeerId,
         payload: &[u8],
         store: &mut Store<K, V>,
+        admit: &dyn Admit<K, V>,
         _out: &mut dyn Outbox,
     ) -> Result<(), SyncError> {
         let (k, v) = self.decode::<K, V>(payload)?;
+        admit.admit(store, &k, &v)?;
         store.join(k, &v);
         Ok(())
     }

@@ -551,6 +551,25 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// replicator as they were, except that a failing anti-entropy session
     /// is dropped (what its earlier messages joined stays: joins only add).
     pub fn receive(&mut self, state: &mut S, from: P, bytes: &[u8]) -> Result<(), SyncError> {
+        self.receive_checked(state, from, bytes, |_, _| Ok(()))
+    }
+
+    /// [`receive`](Self::receive), with `check` run on every decoded
+    /// delta-group or state (with the state it would be joined into)
+    /// before anything of it is applied: an error refuses the whole
+    /// message, as a malformed one is. The node passes its admission
+    /// policy here ([`crate::admission`]). Fall-back session messages are
+    /// the session's to check.
+    pub fn receive_checked<F>(
+        &mut self,
+        state: &mut S,
+        from: P,
+        bytes: &[u8],
+        mut check: F,
+    ) -> Result<(), SyncError>
+    where
+        F: FnMut(&S, &S::Delta) -> Result<(), SyncError>,
+    {
         self.stats.messages_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let limit = self.config.limits.max_bytes.saturating_add(64);
@@ -576,6 +595,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             } => {
                 let group =
                     self.decode_payload(payload, if full { "state" } else { "delta-group" })?;
+                check(state, &group)?;
                 if !self.observe(from, from_inc) {
                     return Ok(());
                 }
@@ -583,6 +603,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             }
             wire::Msg::State { from_inc, payload } => {
                 let whole = self.decode_payload(payload, "state")?;
+                check(state, &whole)?;
                 if !self.observe(from, from_inc) {
                     return Ok(());
                 }

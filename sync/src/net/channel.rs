@@ -10,6 +10,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use accordant::Claims;
+
 use super::shared::{lock, Shared};
 use super::wire::Frame;
 use crate::delta::{DeltaReplicator, Outbox};
@@ -107,7 +109,7 @@ impl<K: StoreKey + Send, V: StoreValue + Send> ErasedSession for SessionOn<K, V>
 impl<K, V> ErasedChannel for ChannelShared<K, V>
 where
     K: StoreKey + Send + 'static,
-    V: StoreValue + Send + 'static,
+    V: StoreValue + Claims + Send + 'static,
 {
     fn name(&self) -> &str {
         &self.name
@@ -136,8 +138,11 @@ where
         let mut guard = lock(&self.state);
         let st = &mut *guard;
         let mut out = PeerOutbox::new(&self.node, self.index);
+        // Every value of the payload passes the node's admission policy
+        // before any is joined.
+        let admission = &self.node.config.admission;
         st.replicator
-            .on_receive(from, payload, &mut st.store, &mut out)
+            .on_receive(from, payload, &mut st.store, admission, &mut out)
     }
 
     fn connected(&self, peer: PeerId) {

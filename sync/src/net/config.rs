@@ -1,8 +1,22 @@
 //! How a node behaves on the network: [`NodeConfig`].
+//!
+//! Secure by default: a node needs its TLS material
+//! ([`NodeConfig::with_tls`]), its cluster and member list
+//! ([`NodeConfig::with_cluster`]) and the replica id it writes under
+//! ([`NodeConfig::with_replica`]). Without TLS material
+//! [`NodeBuilder::start`](super::NodeBuilder::start) refuses to start;
+//! plaintext exists only behind [`NodeConfig::insecure_plaintext`], for
+//! tests of the plaintext path and cost comparisons.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use accordant::ReplicaId;
+
+use super::identity::TlsIdentity;
+use super::limits::NetLimits;
+use crate::admission::Admission;
 use crate::session::SessionConfig;
 
 /// How a node behaves on the network. The defaults suit regions a few
@@ -11,9 +25,30 @@ use crate::session::SessionConfig;
 #[non_exhaustive]
 pub struct NodeConfig {
     /// This node's id: unique among the nodes that talk to each other.
+    /// With TLS, the node's certificate must name it.
     pub id: u64,
     /// A name for logs and events.
     pub name: String,
+    /// The cluster's name: certificates name it next to the node id
+    /// (`accordant://<cluster>/node/<id>`). Lower-case letters, digits
+    /// and `-`, at most 63. Default `accordant`.
+    pub cluster: String,
+    /// The node ids allowed to connect: a certificate of the cluster's CA
+    /// that names another id is refused. Default empty (no inbound peer).
+    pub members: BTreeSet<u64>,
+    /// This node's certificate, key and trusted CA certificates. `None`
+    /// refuses to start unless [`insecure_plaintext`](Self::insecure_plaintext)
+    /// is set.
+    pub tls: Option<TlsIdentity>,
+    /// Connections in plaintext, with no authentication: anyone who reaches
+    /// the port is a peer and claims the node id it likes. For tests only.
+    pub insecure_plaintext: bool,
+    /// What values from peers must satisfy before they are joined (this
+    /// node's replica id, the ceiling on dots and counts).
+    pub admission: Admission,
+    /// Bounds on what connections may cost (connections, pending
+    /// handshakes, frame deadlines, buffered bytes).
+    pub limits: NetLimits,
     /// Anti-entropy with each connected peer at least this often (jittered
     /// ±20%), on top of one at every (re)connect.
     pub ae_interval: Duration,
@@ -22,9 +57,14 @@ pub struct NodeConfig {
     pub ae_soon: Duration,
     /// A keepalive is sent this often.
     pub ping_interval: Duration,
-    /// A connection that receives nothing for this long is closed.
+    /// A connection that receives nothing for this long is closed. (A
+    /// frame in progress has its own deadline,
+    /// [`NetLimits::frame_grace`](super::NetLimits::frame_grace): bytes
+    /// trickled into it do not keep it alive.)
     pub idle_timeout: Duration,
-    /// The peer's handshake must arrive within this delay.
+    /// TLS and the peer's handshake frame together must complete within
+    /// this delay from the connection's start (a trickle of bytes does not
+    /// extend it).
     pub handshake_timeout: Duration,
     /// A connection attempt (TCP connect) must succeed within this delay.
     pub connect_timeout: Duration,
@@ -66,6 +106,12 @@ impl NodeConfig {
         NodeConfig {
             id,
             name: name.into(),
+            cluster: "accordant".into(),
+            members: BTreeSet::new(),
+            tls: None,
+            insecure_plaintext: false,
+            admission: Admission::default(),
+            limits: NetLimits::default(),
             ae_interval: Duration::from_secs(5),
             ae_soon: Duration::from_millis(250),
             ping_interval: Duration::from_secs(1),
@@ -86,6 +132,52 @@ impl NodeConfig {
             snapshot_path: None,
             snapshot_interval: None,
         }
+    }
+
+    /// Sets the cluster's name and the node ids allowed to connect.
+    pub fn with_cluster(
+        mut self,
+        cluster: impl Into<String>,
+        members: impl IntoIterator<Item = u64>,
+    ) -> Self {
+        self.cluster = cluster.into();
+        self.members = members.into_iter().collect();
+        self
+    }
+
+    /// Sets this node's TLS material (its certificate and key, and the
+    /// cluster's CA certificates); see [`TlsIdentity::load`].
+    pub fn with_tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self
+    }
+
+    /// **Insecure**: connections in plaintext, unauthenticated. Any host
+    /// that reaches the port can read and write everything. For tests of
+    /// the plaintext path and cost comparisons only.
+    pub fn insecure_plaintext(mut self) -> Self {
+        self.insecure_plaintext = true;
+        self
+    }
+
+    /// Sets the replica id this node's writes are made under: values from
+    /// peers claiming writes of it that it never made are refused (see
+    /// [`crate::admission`]).
+    pub fn with_replica(mut self, replica: ReplicaId) -> Self {
+        self.admission.own = Some(replica);
+        self
+    }
+
+    /// Sets the admission policy (own replica and ceiling) at once.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Sets the connection limits.
+    pub fn with_limits(mut self, limits: NetLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sets [`ae_interval`](Self::ae_interval).

@@ -23,19 +23,20 @@
 //! [`NodeConfig::ae_interval`]: super::NodeConfig::ae_interval
 //! [`NodeConfig::ae_soon`]: super::NodeConfig::ae_soon
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{timeout, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::channel::{ErasedChannel, ErasedSession};
 use super::error::NetError;
 use super::handshake::handshake;
-use super::shared::{lock, NodeEvent, PeerSlot, Shared};
+use super::shared::{lock, BufferCharge, NodeEvent, PeerSlot, PendingSlot, Shared};
 use super::wire::Frame;
 use super::writer::write_loop;
 use crate::error::SyncError;
@@ -53,6 +54,14 @@ pub(crate) struct ConnEnv {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
+/// How a connection ended.
+pub(crate) struct ConnEnd {
+    /// Whether the handshake completed.
+    pub(crate) established: bool,
+    /// `Ok` for a graceful end (`Bye`, shutdown, replaced).
+    pub(crate) result: Result<(), NetError>,
+}
+
 /// The largest frame accepted: a session message plus its envelope and the
 /// frame's own header.
 pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
@@ -64,78 +73,142 @@ pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
         .saturating_add(64)
 }
 
-/// A connection whose handshake completed, ready to [`serve`].
-pub(crate) struct Handshaken<S> {
-    rd: ReadHalf<S>,
-    wr: WriteHalf<S>,
-    reader: FrameReader,
-    peer: PeerId,
-    name: String,
+/// Which side of a connection this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It accepted the connection: the peer may be any member.
+    Accept,
+    /// It dialed: the peer must be node `expected`.
+    Dial {
+        /// The node dialed.
+        expected: u64,
+    },
 }
 
-impl<S> Handshaken<S> {
-    /// The peer it reached.
-    pub(crate) fn peer(&self) -> PeerId {
-        self.peer
+/// Runs one connection to its end: TLS (unless the node is in insecure
+/// plaintext), the handshake frame, then the established connection. The
+/// TLS handshake and the handshake frame share one deadline,
+/// [`NodeConfig::handshake_timeout`](super::NodeConfig::handshake_timeout).
+/// `pending` is the connection's pending-handshake slot, released once the
+/// handshake ends.
+pub(crate) async fn run<S>(
+    env: Arc<ConnEnv>,
+    io: S,
+    role: Role,
+    remote: Option<SocketAddr>,
+    pending: Option<PendingSlot>,
+) -> ConnEnd
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let io = Box::pin(io);
+    let deadline = Instant::now() + env.shared.config.handshake_timeout;
+    let mut stop = env.stop.clone();
+    if *stop.borrow() {
+        return ConnEnd {
+            established: false,
+            result: Err(NetError::Local("shutting down")),
+        };
+    }
+    let Some(tls) = env.shared.tls() else {
+        return secured(env, io, role, None, deadline, remote, pending).await;
+    };
+    match role {
+        Role::Accept => {
+            let r = tokio::select! {
+                r = timeout_at(deadline, tls.accept(io)) => {
+                    r.unwrap_or(Err(NetError::Timeout("TLS handshake")))
+                }
+                _ = stop.changed() => Err(NetError::Local("shutting down")),
+            };
+            match r {
+                Ok((io, id)) => secured(env, io, role, Some(id), deadline, remote, pending).await,
+                Err(e) => failed(&env, remote, e),
+            }
+        }
+        Role::Dial { expected } => {
+            let r = tokio::select! {
+                r = timeout_at(deadline, tls.connect(io, expected)) => {
+                    r.unwrap_or(Err(NetError::Timeout("TLS handshake")))
+                }
+                _ = stop.changed() => Err(NetError::Local("shutting down")),
+            };
+            match r {
+                Ok(io) => secured(env, io, role, Some(expected), deadline, remote, pending).await,
+                Err(e) => failed(&env, remote, e),
+            }
+        }
     }
 }
 
-/// Runs the handshake on a new stream.
-pub(crate) async fn handshaken<S>(env: &ConnEnv, io: S) -> Result<Handshaken<S>, NetError>
+/// A connection that ended before it was established: counted, logged
+/// and reported when the peer failed to authenticate.
+fn failed(env: &ConnEnv, remote: Option<SocketAddr>, e: NetError) -> ConnEnd {
+    let shared = &env.shared;
+    let addr = remote.map(|a| a.to_string());
+    match &e {
+        NetError::Tls(_) | NetError::Identity(_) | NetError::Handshake(_) => {
+            shared.counters.auth_failures.add(1);
+            warn!(node = shared.config.id, addr = ?addr, reason = %e, "connection refused");
+            shared.emit(NodeEvent::Refused {
+                addr,
+                peer: None,
+                reason: e.to_string(),
+            });
+        }
+        NetError::Limit(_) => {
+            shared.counters.frame_limit_closes.add(1);
+            warn!(node = shared.config.id, addr = ?addr, reason = %e, "connection closed before its handshake");
+        }
+        _ => debug!(node = shared.config.id, addr = ?addr, error = %e, "handshake failed"),
+    }
+    ConnEnd {
+        established: false,
+        result: Err(e),
+    }
+}
+
+/// The connection after TLS (or in plaintext): the handshake frame, then
+/// the established connection.
+async fn secured<S>(
+    env: Arc<ConnEnv>,
+    io: S,
+    role: Role,
+    cert_id: Option<u64>,
+    deadline: Instant,
+    remote: Option<SocketAddr>,
+    pending: Option<PendingSlot>,
+) -> ConnEnd
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut reader = FrameReader::new();
+    let mut charge = BufferCharge::new(&env.shared);
     let mut stop = env.stop.clone();
-    if *stop.borrow() {
-        return Err(NetError::Local("shutting down"));
-    }
     let hs = tokio::select! {
-        r = handshake(env, &mut rd, &mut wr, &mut reader) => r,
+        r = handshake(&env, &mut rd, &mut wr, &mut reader, &mut charge, role, cert_id, deadline) => r,
         _ = stop.changed() => Err(NetError::Local("shutting down")),
     };
-    match hs {
-        Ok((peer, name)) => Ok(Handshaken {
-            rd,
-            wr,
-            reader,
-            peer,
-            name,
-        }),
-        Err(e) => {
-            debug!(error = %e, "handshake failed");
-            Err(e)
-        }
+    drop(pending);
+    let (peer, name) = match hs {
+        Ok(p) => p,
+        Err(e) => return failed(&env, remote, e),
+    };
+    if let (Some(addr), Some(_), Role::Accept) = (remote, cert_id, role) {
+        env.shared.member_seen(addr.ip());
     }
-}
-
-/// Runs an established connection to its end.
-pub(crate) async fn serve<S>(
-    env: Arc<ConnEnv>,
-    h: Handshaken<S>,
-    dialed: bool,
-) -> Result<(), NetError>
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
+    let dialed = matches!(role, Role::Dial { .. });
     // Every event of the connection, the host's included (whose "peer" is
     // then a channel index), carries the node and the peer.
-    let span =
-        info_span!("connection", node = env.shared.config.id, peer = %h.peer, peer_name = %h.name);
-    established(env, h.rd, h.wr, h.reader, dialed, h.peer, h.name)
+    let span = info_span!("connection", node = env.shared.config.id, %peer, peer_name = %name);
+    let result = established(env, rd, wr, reader, charge, dialed, peer, name)
         .instrument(span)
-        .await
-}
-
-/// Runs one connection to its end: handshake, then [`serve`]. `Ok` for a
-/// graceful end (`Bye`, shutdown, replaced).
-pub(crate) async fn run<S>(env: Arc<ConnEnv>, io: S, dialed: bool) -> Result<(), NetError>
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let h = handshaken(&env, io).await?;
-    serve(env, h, dialed).await
+        .await;
+    ConnEnd {
+        established: true,
+        result,
+    }
 }
 
 /// The state of one established connection.
@@ -160,11 +233,13 @@ enum Flow {
     Bye,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn established<S>(
     env: Arc<ConnEnv>,
     mut rd: ReadHalf<S>,
     wr: WriteHalf<S>,
     mut reader: FrameReader,
+    mut charge: BufferCharge,
     dialed: bool,
     peer: PeerId,
     name: String,
@@ -179,16 +254,26 @@ where
     let (ctrl_tx, ctrl_rx) = mpsc::channel(cfg.ctrl_queue);
     let (kill_tx, mut kill) = watch::channel(false);
     let ae_soon = Arc::new(AtomicBool::new(false));
-    let old = lock(&shared.peers).insert(
-        peer,
-        PeerSlot {
-            conn: conn_id,
-            name: name.clone(),
-            deltas: delta_tx,
-            ae_soon: Arc::clone(&ae_soon),
-            kill: kill_tx,
-        },
-    );
+    let slot = PeerSlot {
+        conn: conn_id,
+        name: name.clone(),
+        deltas: delta_tx,
+        ae_soon: Arc::clone(&ae_soon),
+        kill: kill_tx,
+    };
+    let registered = {
+        let mut peers = lock(&shared.peers);
+        if !peers.contains_key(&peer) && peers.len() >= cfg.limits.max_connections {
+            Err(())
+        } else {
+            Ok(peers.insert(peer, slot))
+        }
+    };
+    let Ok(old) = registered else {
+        shared.counters.limit_refusals.add(1);
+        warn!(node = cfg.id, %peer, "connection refused: too many connections");
+        return Err(NetError::Limit("too many connections"));
+    };
     if let Some(old) = old {
         // A newer connection to the same peer replaces the old one.
         let _ = old.kill.send(true);
@@ -234,6 +319,9 @@ where
     }
 
     let max = frame_limit(&env);
+    let limits = cfg.limits;
+    // When the first byte of the frame now in progress arrived.
+    let mut frame_start: Option<Instant> = None;
     let mut stop = env.stop.clone();
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -256,13 +344,31 @@ where
                     conn.last_rx = Instant::now();
                     shared.counters.bytes_received.add(n as u64);
                     reader.push(&buf[..n]);
+                    let mut completed = false;
                     while let Some(frame) = Frame::next(&mut reader, max)? {
+                        completed = true;
                         if let Flow::Bye = conn.on_frame(frame).await? {
                             return Ok(());
                         }
                     }
+                    charge.set(reader.buffered())?;
+                    if reader.buffered() == 0 {
+                        frame_start = None;
+                    } else if completed || frame_start.is_none() {
+                        frame_start = Some(Instant::now());
+                    }
                 }
-                _ = tick.tick() => conn.on_tick().await?,
+                _ = tick.tick() => {
+                    // The frame in progress gets its grace plus its length
+                    // at the minimum rate, from its first byte.
+                    if let Some(start) = frame_start {
+                        let len = reader.pending_len()?.unwrap_or(0);
+                        if start.elapsed() > limits.frame_deadline(len) {
+                            return Err(NetError::Limit("a frame did not complete in time"));
+                        }
+                    }
+                    conn.on_tick().await?
+                }
                 w = &mut writer => {
                     return Err(match w {
                         Ok(Err(e)) => e,
@@ -302,6 +408,9 @@ where
         c.disconnected(peer);
     }
     shared.counters.disconnects.add(1);
+    if let Err(NetError::Limit(_)) = &result {
+        shared.counters.frame_limit_closes.add(1);
+    }
     let reason = match &result {
         Ok(()) => "closed".to_string(),
         Err(e) => e.to_string(),
@@ -354,6 +463,7 @@ impl Conn {
         let now = self.now();
         if self.host.initiate(now, c, session).is_ok() {
             self.shared().counters.sessions_initiated.add(1);
+            debug!(peer = %self.peer, channel = %self.channel_name(c), "session started");
         }
     }
 
@@ -378,12 +488,15 @@ impl Conn {
             let mut retries = Vec::new();
             while let Some(e) = self.host.poll_event() {
                 match e {
-                    HostEvent::Accepted { .. } => {
+                    HostEvent::Accepted { peer: c, .. } => {
                         self.shared().counters.sessions_responded.add(1);
+                        debug!(peer = %self.peer, channel = %self.channel_name(c), "session accepted");
                     }
                     HostEvent::Ended(end) => self.on_ended(end),
                     HostEvent::RetryDue { peer: c } => retries.push(c),
-                    HostEvent::Refused { .. } => {}
+                    HostEvent::Refused { peer: c } => {
+                        debug!(peer = %self.peer, channel = %self.channel_name(c), "session refused");
+                    }
                 }
             }
             let idle = frames.is_empty() && retries.is_empty();
@@ -421,7 +534,7 @@ impl Conn {
                     peer = %self.peer, %channel, initiator,
                     bytes_sent = stats.bytes_sent, bytes_received = stats.bytes_received,
                     round_trips = stats.round_trips(), elapsed_ms = end.elapsed.as_millis() as u64,
-                    "anti-entropy completed"
+                    "session completed"
                 );
                 let next = Instant::now() + self.jittered(self.env.shared.config.ae_interval);
                 self.next_ae[usize::from(c)] = next;
@@ -437,16 +550,17 @@ impl Conn {
             Outcome::Failed(SyncError::NotConverged(_)) => counters.sessions_interrupted.add(1),
             Outcome::Failed(e) => {
                 counters.sessions_failed.add(1);
+                self.refused_data(c, e);
                 if e.is_peer_fault() {
                     counters.peer_faults.add(1);
-                    warn!(peer = %self.peer, %channel, error = %e, "refused the peer's session message");
+                    warn!(peer = %self.peer, %channel, error = %e, "session refused the peer's message");
                 }
             }
             Outcome::TimedOut => counters.sessions_timed_out.add(1),
             Outcome::AbortedByPeer => counters.sessions_failed.add(1),
             _ => {}
         }
-        debug!(peer = %self.peer, %channel, initiator, outcome = ?end.outcome, "anti-entropy ended");
+        debug!(peer = %self.peer, %channel, initiator, outcome = ?end.outcome, "session ended");
         self.env.shared.emit(NodeEvent::SessionEnded {
             peer: self.peer,
             channel,
@@ -455,6 +569,19 @@ impl Conn {
             stats,
             elapsed: end.elapsed,
         });
+    }
+
+    /// Counts and reports data refused by admission.
+    fn refused_data(&self, c: u16, e: &SyncError) {
+        if let SyncError::Refused(r) = e {
+            self.shared().counters.refusals.add(1);
+            warn!(peer = %self.peer, channel = %self.channel_name(c), reason = %r, "refused the peer's data");
+            self.shared().emit(NodeEvent::Refused {
+                addr: None,
+                peer: Some(self.peer),
+                reason: r.to_string(),
+            });
+        }
     }
 
     async fn on_frame(&mut self, frame: Frame) -> Result<Flow, NetError> {
@@ -484,6 +611,7 @@ impl Conn {
                 self.shared().counters.deltas_received.add(1);
                 if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload.0) {
                     self.shared().counters.peer_faults.add(1);
+                    self.refused_data(channel, &e);
                     warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a delta");
                     return Err(e.into());
                 }

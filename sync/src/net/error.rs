@@ -4,6 +4,7 @@ use std::io;
 
 use thiserror::Error;
 
+use super::identity::TlsError;
 use crate::error::SyncError;
 
 /// Why a connection (or a one-off session over a stream) ended with an
@@ -33,4 +34,22 @@ pub enum NetError {
     /// replaced this one.
     #[error("connection closed locally: {0}")]
     Local(&'static str),
+    /// The TLS handshake failed: no certificate, one of another CA, one
+    /// naming no member, a plaintext peer, a protocol error.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The peer authenticated, but not as a node it may be here: not a
+    /// member, not the node dialed, or a handshake frame naming another
+    /// node than its certificate.
+    #[error("identity refused: {0}")]
+    Identity(&'static str),
+    /// A limit of [`NetLimits`](super::NetLimits) closed the connection
+    /// (too many connections or pending handshakes, a frame too slow, the
+    /// node's frame buffer budget spent).
+    #[error("over a limit: {0}")]
+    Limit(&'static str),
+    /// The node cannot start: missing or invalid TLS material, or an
+    /// invalid configuration.
+    #[error("cannot start the node: {0}")]
+    Config(#[from] TlsError),
 }

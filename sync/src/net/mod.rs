@@ -19,9 +19,9 @@
 //!    a [`SessionHost`](crate::host::SessionHost) keyed by channel, the
 //!    same host the simulator tests drive.
 //! 3. **Resilience.** Length-delimited frames ([`wire`]) with bounded
-//!    decoding; timeouts on the handshake, on connecting, on every write,
-//!    on idle connections (keepalives detect a partition) and on stalled
-//!    sessions; reconnection with capped, jittered exponential backoff;
+//!    decoding; timeouts on the handshake (TLS included), on connecting, on
+//!    every write, on every frame in progress, on idle connections
+//!    (keepalives detect a partition) and on stalled sessions; reconnection with capped, jittered exponential backoff;
 //!    graceful shutdown ([`Node::shutdown`]: `Bye`, flush, final snapshot)
 //!    driven by a `watch` signal.
 //! 4. **Durability.** [`Node::snapshot`] writes every channel to one
@@ -36,21 +36,44 @@
 //! delaying, cuttable TCP proxy that the demo and the tests put between
 //! nodes.
 //!
+//! 5. **Security** (see SECURITY.md). Every connection runs mutual TLS 1.3
+//!    (rustls, *ring* provider): a node accepts only a certificate of its
+//!    cluster's CA naming a node on its member list, and dials only a peer
+//!    whose certificate names the node it expects ([`identity`](TlsIdentity)).
+//!    Values from peers pass [admission](crate::admission) before they are
+//!    joined; what an unauthenticated or authenticated peer can cost the
+//!    node is bounded by [`NetLimits`]. [`certs`] makes a cluster's
+//!    certificates. Plaintext exists only behind
+//!    [`NodeConfig::insecure_plaintext`]; without TLS material a node
+//!    refuses to start.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::Duration;
 //! use accordant::{GCounter, ReplicaId};
-//! use accordant_sync::net::{NodeBuilder, NodeConfig};
+//! use accordant_sync::net::certs::ClusterCa;
+//! use accordant_sync::net::{NodeBuilder, NodeConfig, TlsIdentity};
 //!
-//! let mut eu = NodeBuilder::new(NodeConfig::new(1, "eu"));
+//! // The cluster's CA, and a certificate for each node.
+//! let ca = ClusterCa::new("shop").unwrap();
+//! let member = |id: u64, name: &str| {
+//!     let cert = ca.issue(id).unwrap();
+//!     let tls = TlsIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
+//!     NodeConfig::new(id, name)
+//!         .with_cluster("shop", [1, 2])
+//!         .with_tls(tls)
+//!         .with_replica(ReplicaId::from_u128(id.into()))
+//! };
+//!
+//! let mut eu = NodeBuilder::new(member(1, "eu"));
 //! let eu_views = eu.channel::<String, GCounter>("views").unwrap();
-//! let eu = eu.start();
+//! let eu = eu.start().unwrap();
 //! let addr = eu.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
 //!
-//! let mut us = NodeBuilder::new(NodeConfig::new(2, "us-east"));
+//! let mut us = NodeBuilder::new(member(2, "us-east"));
 //! let us_views = us.channel::<String, GCounter>("views").unwrap();
-//! let us = us.start();
-//! us.dial(addr); // reconnects with backoff until shutdown
+//! let us = us.start().unwrap();
+//! us.dial(addr, 1); // node 1 must answer; reconnects with backoff until shutdown
 //!
 //! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
 //! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).unwrap();
@@ -58,26 +81,35 @@
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
 //! assert_eq!(eu_views.get(&"home".into()).unwrap().value(), 3);
+//!
+//! // Without TLS material, a node refuses to start.
+//! assert!(NodeBuilder::new(NodeConfig::new(3, "nowhere")).start().is_err());
 //! us.shutdown().await.unwrap();
 //! eu.shutdown().await.unwrap();
 //! # });
 //! ```
 
+pub mod certs;
 mod channel;
 mod config;
 mod conn;
 mod error;
 mod handshake;
+mod identity;
+mod limits;
 mod node;
 pub mod proxy;
 mod shared;
 mod stream;
+mod tls;
 pub mod wire;
 mod writer;
 
 pub use channel::Channel;
 pub use config::NodeConfig;
 pub use error::NetError;
+pub use identity::{node_dns_name, node_uri, valid_cluster_name, TlsError, TlsIdentity};
+pub use limits::NetLimits;
 pub use node::{Node, NodeBuilder};
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;

@@ -1,12 +1,10 @@
 //! The node: stores, listeners, dialers with backoff, statistics, events,
 //! snapshots and shutdown.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,13 +16,18 @@ use tracing::{debug, info, warn};
 
 use super::channel::{Channel, ChannelShared, ChannelState, ErasedChannel};
 use super::config::NodeConfig;
+use super::conn::Role;
 use super::conn::{self, ConnEnv};
-use super::shared::{lock, Counters, NodeEvent, NodeStats, Shared};
+use super::error::NetError;
+use super::identity::{TlsError, TlsIdentity};
+use super::shared::{lock, NodeEvent, NodeStats, Shared};
+use super::tls::TlsContext;
 use crate::delta::{DeltaReplicator, NaivePush};
 use crate::peer::PeerId;
 use crate::rng::SplitMix64;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotInfo, SnapshotLimits, SnapshotWriter};
 use crate::store::{Store, StoreKey, StoreValue};
+use accordant::Claims;
 
 /// Everything a running node's tasks share.
 pub(crate) struct NodeInner {
@@ -50,15 +53,8 @@ pub struct NodeBuilder {
 impl NodeBuilder {
     /// A node with no channel yet.
     pub fn new(config: NodeConfig) -> Self {
-        let (events, _) = broadcast::channel(4096);
         NodeBuilder {
-            shared: Arc::new(Shared {
-                config,
-                peers: Mutex::new(BTreeMap::new()),
-                counters: Counters::default(),
-                events,
-                next_conn: AtomicU64::new(1),
-            }),
+            shared: Arc::new(Shared::new(config, None)),
             channels: Vec::new(),
             restored: None,
         }
@@ -81,7 +77,7 @@ impl NodeBuilder {
     pub fn channel<K, V>(&mut self, name: &str) -> Result<Channel<K, V>, SnapshotError>
     where
         K: StoreKey + Send + 'static,
-        V: StoreValue + Send + 'static,
+        V: StoreValue + Claims + Send + 'static,
     {
         let store = match &self.restored {
             Some(s) if s.section(name).is_some() => s.store(name)?,
@@ -106,7 +102,7 @@ impl NodeBuilder {
     ) -> Channel<K, V>
     where
         K: StoreKey + Send + 'static,
-        V: StoreValue + Send + 'static,
+        V: StoreValue + Claims + Send + 'static,
     {
         assert!(
             self.channels.iter().all(|c| c.name() != name),
@@ -128,7 +124,25 @@ impl NodeBuilder {
     /// Must be called inside a tokio runtime. The node then accepts
     /// connections through [`Node::listen`] or [`Node::accept_stream`] and
     /// makes them through [`Node::dial`] or [`Node::dial_with`].
-    pub fn start(self) -> Node {
+    ///
+    /// Refuses to start ([`NetError::Config`]) without TLS material unless
+    /// [`NodeConfig::insecure_plaintext`] was chosen, with both, or with
+    /// material whose certificate does not name this node in its cluster.
+    pub fn start(self) -> Result<Node, NetError> {
+        let cfg = &self.shared.config;
+        let tls = match (&cfg.tls, cfg.insecure_plaintext) {
+            (None, false) => return Err(TlsError::NoMaterial.into()),
+            (Some(_), true) => return Err(TlsError::Ambiguous.into()),
+            (Some(identity), false) => Some(Arc::new(TlsContext::new(cfg, identity)?)),
+            (None, true) => {
+                warn!(
+                    node = cfg.id,
+                    "INSECURE: plaintext connections, no authentication"
+                );
+                None
+            }
+        };
+        *self.shared.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
         let (stop_tx, stop) = watch::channel(false);
         let inner = Arc::new(NodeInner {
             env: Arc::new(ConnEnv {
@@ -147,7 +161,7 @@ impl NodeBuilder {
             node.inner
                 .spawn(snapshot_loop(Arc::clone(&node.inner), every));
         }
-        node
+        Ok(node)
     }
 }
 
@@ -182,14 +196,38 @@ impl Node {
         let inner = Arc::clone(&self.inner);
         self.inner.spawn(async move {
             let mut stop = inner.env.stop.clone();
+            // Refusals over the limits are logged once a second at most,
+            // with their count (a flood must not flood the log too).
+            let mut refused_since_log = 0u64;
+            let mut last_log = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     r = listener.accept() => match r {
-                        Ok((stream, _)) => {
+                        Ok((stream, remote)) => {
+                            let shared = &inner.env.shared;
+                            let slot = match shared.try_pending(Some(remote.ip())) {
+                                Ok(slot) => slot,
+                                Err(reason) => {
+                                    // Closed at once: the descriptor is freed.
+                                    drop(stream);
+                                    shared.counters.limit_refusals.add(1);
+                                    refused_since_log += 1;
+                                    if last_log.elapsed() >= Duration::from_secs(1) {
+                                        info!(
+                                            node = shared.config.id, %remote, reason,
+                                            refused = refused_since_log,
+                                            "connections refused over the limits"
+                                        );
+                                        refused_since_log = 0;
+                                        last_log = tokio::time::Instant::now();
+                                    }
+                                    continue;
+                                }
+                            };
                             let _ = stream.set_nodelay(true);
                             let i = Arc::clone(&inner.env);
                             inner.spawn(async move {
-                                let _ = conn::run(i, stream, false).await;
+                                let _ = conn::run(i, stream, Role::Accept, Some(remote), Some(slot)).await;
                             });
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -201,11 +239,13 @@ impl Node {
         Ok(local)
     }
 
-    /// Keeps a connection to the peer at `addr`: connects, and reconnects
-    /// with exponential backoff (capped, jittered) whenever it fails or
-    /// ends, until shutdown. Dial each pair of nodes from one side only.
-    pub fn dial(&self, addr: SocketAddr) {
-        self.dial_with(addr.to_string(), move || async move {
+    /// Keeps a connection to node `expected` at `addr`: connects, and
+    /// reconnects with exponential backoff (capped, jittered) whenever it
+    /// fails or ends, until shutdown. The peer must authenticate as
+    /// `expected` (its certificate names it). Dial each pair of nodes from
+    /// one side only.
+    pub fn dial(&self, addr: SocketAddr, expected: u64) {
+        self.dial_with(addr.to_string(), expected, move || async move {
             let s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
             Ok(s)
@@ -213,33 +253,64 @@ impl Node {
     }
 
     /// Like [`Node::dial`] over any stream: `connect` is called for every
-    /// attempt.
-    pub fn dial_with<F, Fut, S>(&self, label: String, connect: F)
+    /// attempt. TLS runs over the stream as over TCP.
+    pub fn dial_with<F, Fut, S>(&self, label: String, expected: u64, connect: F)
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = io::Result<S>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        self.inner.spawn(dial_loop(inner, label, connect));
+        self.inner.spawn(dial_loop(inner, label, expected, connect));
     }
 
     /// Runs one connection over an already accepted stream (this node is
-    /// the acceptor). Returns when the connection ends.
-    pub async fn accept_stream<S>(&self, io: S) -> Result<(), super::NetError>
+    /// the acceptor; TLS runs over it as over TCP). It takes a
+    /// pending-handshake slot like a TCP connection (with no address).
+    /// Returns when the connection ends.
+    pub async fn accept_stream<S>(&self, io: S) -> Result<(), NetError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner.env), io, false).await
+        let env = Arc::clone(&self.inner.env);
+        let slot = env.shared.try_pending(None).map_err(NetError::Limit)?;
+        conn::run(env, io, Role::Accept, None, Some(slot))
+            .await
+            .result
     }
 
-    /// Runs one connection over an already connected stream (this node is
-    /// the dialer), without reconnecting. Returns when it ends.
-    pub async fn connect_stream<S>(&self, io: S) -> Result<(), super::NetError>
+    /// Runs one connection to node `expected` over an already connected
+    /// stream (this node is the dialer), without reconnecting. Returns when
+    /// it ends.
+    pub async fn connect_stream<S>(&self, io: S, expected: u64) -> Result<(), NetError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        conn::run(Arc::clone(&self.inner.env), io, true).await
+        conn::run(
+            Arc::clone(&self.inner.env),
+            io,
+            Role::Dial { expected },
+            None,
+            None,
+        )
+        .await
+        .result
+    }
+
+    /// Loads new TLS material (a new certificate and key, a new CA
+    /// bundle) without a restart: connections made from now on use it;
+    /// established ones keep theirs until they reconnect. Refused, and the
+    /// current material kept, if the new certificate does not name this
+    /// node, or the node runs in insecure plaintext.
+    pub fn reload_tls(&self, identity: TlsIdentity) -> Result<(), NetError> {
+        let shared = &self.inner.env.shared;
+        if shared.config.insecure_plaintext {
+            return Err(TlsError::Ambiguous.into());
+        }
+        let ctx = TlsContext::new(&shared.config, &identity)?;
+        *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(ctx));
+        info!(node = shared.config.id, "TLS material reloaded");
+        Ok(())
     }
 
     /// The peers connected now, with their names.
@@ -421,11 +492,11 @@ impl Backoff {
 /// through within about one probe interval plus a round trip, whatever the
 /// kernel's retransmission backoff does to its elders. The first stream to
 /// connect wins and the others are dropped before anything is sent on
-/// them, so the peer sees one handshake. A handshake that times out (a
+/// them, so the peer sees one TLS handshake. A handshake that times out (a
 /// peer, or a path, that stays silent) is retried at once; attempts that
 /// fail outright (refused, reset, a refused handshake) are spaced by a
 /// capped, jittered exponential backoff.
-async fn dial_loop<F, Fut, S>(inner: Arc<NodeInner>, label: String, mut connect: F)
+async fn dial_loop<F, Fut, S>(inner: Arc<NodeInner>, label: String, expected: u64, mut connect: F)
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = io::Result<S>> + Send + 'static,
@@ -476,25 +547,29 @@ where
             }
         };
         attempts.abort_all();
-        // One handshake on it.
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(cfg.handshake_timeout, conn::handshaken(&env, stream)) => r,
-            _ = stop.changed() => return,
-        };
-        match outcome {
-            Ok(Ok(h)) => {
-                backoff.reset();
-                debug!(node = cfg.id, addr = %label, peer = %h.peer(), "dialed");
-                let _ = conn::serve(Arc::clone(&env), h, true).await;
-                if *stop.borrow() {
-                    return;
-                }
-                // Dial again at once: the probes find the peer when it is
-                // back.
-            }
+        // TLS, the handshake frame, then the connection until it ends.
+        let end = conn::run(
+            Arc::clone(&env),
+            stream,
+            Role::Dial { expected },
+            None,
+            None,
+        )
+        .await;
+        if *stop.borrow() {
+            return;
+        }
+        if end.established {
+            backoff.reset();
+            // Dial again at once: the probes find the peer when it is back.
+            continue;
+        }
+        match end.result {
             // Silence: the path may be cut; probe again at once.
-            Err(_) => dial_failed(&env, &label, "handshake timed out".into(), Duration::ZERO),
-            Ok(Err(e)) => {
+            Err(NetError::Timeout(what)) => {
+                dial_failed(&env, &label, what.to_string(), Duration::ZERO)
+            }
+            Err(e) => {
                 let delay = backoff.next_delay();
                 dial_failed(&env, &label, e.to_string(), delay);
                 tokio::select! {
@@ -502,6 +577,7 @@ where
                     _ = stop.changed() => return,
                 }
             }
+            Ok(()) => {}
         }
     }
 }

@@ -1,19 +1,27 @@
 //! Node-wide state that channels and connections share: the connected
 //! peers, the counters behind [`NodeStats`], and the event stream.
 //!
-//! This module depends on nothing else of `net` but the configuration, so
-//! the dependencies of the transport run one way: `config` ← `shared` ←
-//! `channel` ← `conn` ← `node`.
+//! It also keeps the node-wide budgets of [`NetLimits`](super::NetLimits):
+//! the pending-handshake slots (in total and per address, with the slots
+//! reserved for addresses members authenticated from) and the bytes
+//! buffered for incomplete frames across all connections.
+//!
+//! This module depends on nothing else of `net` but the configuration and
+//! TLS, so the dependencies of the transport run one way: `config` ←
+//! `tls` ← `shared` ← `channel` ← `conn` ← `node`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::config::NodeConfig;
+use super::error::NetError;
+use super::tls::TlsContext;
 use crate::host::Outcome;
 use crate::peer::PeerId;
 use crate::session::SessionStats;
@@ -36,6 +44,14 @@ impl Counter {
 
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn max(&self, n: u64) {
+        self.0.fetch_max(n, Ordering::Relaxed);
     }
 }
 
@@ -107,6 +123,27 @@ counters! {
     connect_failures,
     /// Snapshots written.
     snapshots,
+    /// Values from peers refused by admission (a claim of this node's own
+    /// writes that it never made, a number above the ceiling): the whole
+    /// message was dropped and the connection closed.
+    refusals,
+    /// Connections refused before they were established: TLS failed (no
+    /// certificate, another CA, not a member, plaintext), or the identity
+    /// did not match (another node than dialed, a handshake frame naming
+    /// another node than the certificate).
+    auth_failures,
+    /// Accepted connections closed at once because a limit was reached
+    /// (pending handshakes in total or per address, connections).
+    limit_refusals,
+    /// Connections closed because a frame was too slow or the frame buffer
+    /// budget was spent.
+    frame_limit_closes,
+    /// Gauge: connections now between accept and the end of the handshake.
+    pending_handshakes,
+    /// Gauge: bytes now buffered for incomplete frames, all connections.
+    frame_buffer_bytes,
+    /// The largest `frame_buffer_bytes` seen.
+    frame_buffer_peak,
 }
 
 /// Something that happened on a node, for logs, monitors and demos.
@@ -171,6 +208,16 @@ pub enum NodeEvent {
     },
     /// A snapshot was written.
     Snapshot(SnapshotInfo),
+    /// A connection or a peer's data was refused (authentication, limits,
+    /// admission).
+    Refused {
+        /// The remote address, when known.
+        addr: Option<String>,
+        /// The peer, once authenticated.
+        peer: Option<PeerId>,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One connected peer, as the channels see it.
@@ -189,11 +236,163 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) next_conn: AtomicU64,
+    /// The TLS configurations (`None` in insecure plaintext); replaced by
+    /// a reload, read by every new connection.
+    pub(crate) tls: RwLock<Option<Arc<TlsContext>>>,
+    pending: Mutex<Pending>,
 }
 
+/// Pending handshakes, per address, and the addresses members
+/// authenticated from.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    reserved_used: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    member_ips: BTreeSet<IpAddr>,
+}
+
+/// Addresses remembered as members' (bounded).
+const MAX_MEMBER_IPS: usize = 1024;
+
 impl Shared {
+    pub(crate) fn new(config: NodeConfig, tls: Option<Arc<TlsContext>>) -> Self {
+        Shared {
+            config,
+            peers: Mutex::new(BTreeMap::new()),
+            counters: Counters::default(),
+            events: broadcast::channel(4096).0,
+            next_conn: AtomicU64::new(1),
+            tls: RwLock::new(tls),
+            pending: Mutex::new(Pending::default()),
+        }
+    }
+
     pub(crate) fn emit(&self, e: NodeEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// The TLS configurations new connections use.
+    pub(crate) fn tls(&self) -> Option<Arc<TlsContext>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes a pending-handshake slot for a connection from `ip` (`None`:
+    /// a stream with no address), or says which limit refused it.
+    pub(crate) fn try_pending(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+    ) -> Result<PendingSlot, &'static str> {
+        let limits = &self.config.limits;
+        let mut p = lock(&self.pending);
+        let from_ip = ip.map_or(0, |ip| p.per_ip.get(&ip).copied().unwrap_or(0));
+        if from_ip >= limits.max_pending_per_ip {
+            return Err("too many pending handshakes from this address");
+        }
+        let general = p.total - p.reserved_used;
+        let reserved = if general < limits.max_pending_handshakes {
+            false
+        } else if ip.is_some_and(|ip| p.member_ips.contains(&ip))
+            && p.reserved_used < limits.reserved_member_handshakes
+        {
+            true
+        } else {
+            return Err("too many pending handshakes");
+        };
+        p.total += 1;
+        if reserved {
+            p.reserved_used += 1;
+        }
+        if let Some(ip) = ip {
+            *p.per_ip.entry(ip).or_default() += 1;
+        }
+        self.counters.pending_handshakes.add(1);
+        Ok(PendingSlot {
+            shared: Arc::clone(self),
+            ip,
+            reserved,
+        })
+    }
+
+    /// Remembers `ip` as an address a member authenticated from.
+    pub(crate) fn member_seen(&self, ip: IpAddr) {
+        let mut p = lock(&self.pending);
+        if p.member_ips.len() < MAX_MEMBER_IPS {
+            p.member_ips.insert(ip);
+        }
+    }
+}
+
+/// A pending-handshake slot, released when dropped (the handshake ended,
+/// either way).
+pub(crate) struct PendingSlot {
+    shared: Arc<Shared>,
+    ip: Option<IpAddr>,
+    reserved: bool,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut p = lock(&self.shared.pending);
+        p.total -= 1;
+        if self.reserved {
+            p.reserved_used -= 1;
+        }
+        if let Some(ip) = self.ip {
+            if let Some(n) = p.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    p.per_ip.remove(&ip);
+                }
+            }
+        }
+        self.shared.counters.pending_handshakes.sub(1);
+    }
+}
+
+/// One connection's share of the node-wide frame buffer budget: what its
+/// frame reader holds, charged to
+/// [`NodeStats::frame_buffer_bytes`]; released when dropped.
+pub(crate) struct BufferCharge {
+    shared: Arc<Shared>,
+    charged: u64,
+}
+
+impl BufferCharge {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        BufferCharge {
+            shared: Arc::clone(shared),
+            charged: 0,
+        }
+    }
+
+    /// Sets this connection's charge to `buffered` bytes; an error when
+    /// that would take the node over its budget (nothing is charged then:
+    /// the connection closes).
+    pub(crate) fn set(&mut self, buffered: usize) -> Result<(), NetError> {
+        let buffered = buffered as u64;
+        let c = &self.shared.counters;
+        if buffered <= self.charged {
+            c.frame_buffer_bytes.sub(self.charged - buffered);
+            self.charged = buffered;
+            return Ok(());
+        }
+        let more = buffered - self.charged;
+        let budget = self.shared.config.limits.frame_buffer_budget as u64;
+        let total = c.frame_buffer_bytes.0.fetch_add(more, Ordering::Relaxed) + more;
+        if total > budget {
+            c.frame_buffer_bytes.sub(more);
+            return Err(NetError::Limit("the node's frame buffer budget is spent"));
+        }
+        c.frame_buffer_peak.max(total);
+        self.charged = buffered;
+        Ok(())
+    }
+}
+
+impl Drop for BufferCharge {
+    fn drop(&mut self) {
+        self.shared.counters.frame_buffer_bytes.sub(self.charged);
     }
 }
 

@@ -91,6 +91,26 @@ impl Frame {
     }
 }
 
+/// Reads a connection's first frame, the peer's [`Handshake`], as a node
+/// does: a frame whose length prefix says more than `max` bytes is refused
+/// as soon as the prefix has arrived, before its body is buffered; any
+/// other first frame is refused. `Ok(None)`: not complete yet.
+pub fn read_handshake(
+    reader: &mut FrameReader,
+    max: usize,
+) -> Result<Option<Handshake>, SyncError> {
+    if let Some(len) = reader.pending_len()? {
+        if len > max {
+            return Err(SyncError::TooLarge { len, limit: max });
+        }
+    }
+    match Frame::next(reader, max)? {
+        None => Ok(None),
+        Some(Frame::Handshake(h)) => Ok(Some(h)),
+        Some(_) => Err(SyncError::Unexpected("the first frame is not a handshake")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +148,38 @@ mod tests {
         }
         assert_eq!(got, frames);
         assert_eq!(Frame::Ping.to_wire().len(), 3, "a ping is three bytes");
+    }
+
+    #[test]
+    fn a_handshake_is_refused_from_its_length_prefix() {
+        let hs = Frame::Handshake(Handshake {
+            magic: MAGIC,
+            node: 2,
+            name: "b".into(),
+            channels: SeqVec(vec!["c".into()]),
+        })
+        .to_wire();
+        let mut r = FrameReader::new();
+        r.push(&hs[..3]);
+        assert_eq!(read_handshake(&mut r, 4096), Ok(None));
+        r.push(&hs[3..]);
+        assert!(matches!(read_handshake(&mut r, 4096), Ok(Some(h)) if h.node == 2));
+        // A prefix claiming 1 MiB: refused with two bytes of it buffered.
+        let mut r = FrameReader::new();
+        r.push(&[0x80, 0x80, 0x40]);
+        assert_eq!(
+            read_handshake(&mut r, 4096),
+            Err(SyncError::TooLarge {
+                len: 1 << 20,
+                limit: 4096
+            })
+        );
+        let mut r = FrameReader::new();
+        r.push(&Frame::Ping.to_wire());
+        assert!(matches!(
+            read_handshake(&mut r, 4096),
+            Err(SyncError::Unexpected(_))
+        ));
     }
 
     #[test]

@@ -229,6 +229,35 @@ impl Drop for TempDir {
     }
 }
 
+/// Makes the cluster's CA and node certificates in `dir` with the
+/// binary's own `certs` command; returns the flags that run a node with
+/// them (mutual TLS, cluster `test`, members `nodes`).
+pub(crate) fn make_certs(dir: &TempDir, nodes: &[u64]) -> Vec<String> {
+    let certs = dir.path("certs");
+    let list: Vec<String> = nodes.iter().map(u64::to_string).collect();
+    let out = Command::new(BIN)
+        .args([
+            "certs",
+            "--out",
+            &certs,
+            "--cluster",
+            "test",
+            "--nodes",
+            &list.join(","),
+        ])
+        .output()
+        .expect("run accordant-node certs");
+    assert!(out.status.success(), "certs: {out:?}");
+    vec![
+        "--tls".into(),
+        certs,
+        "--cluster".into(),
+        "test".into(),
+        "--members".into(),
+        list.join(","),
+    ]
+}
+
 /// Whether a program can be run.
 pub(crate) fn have(program: &str) -> bool {
     Command::new(program)
