@@ -120,6 +120,7 @@ impl fmt::Display for KindName {
             ClaimKind::Dots => "dots",
             ClaimKind::Increments => "increments",
             ClaimKind::Decrements => "decrements",
+            ClaimKind::Transfers => "rights transferred",
             ClaimKind::Magnitude => "units in one dot",
             _ => "claims",
         })
