@@ -42,6 +42,11 @@ pub enum SyncError {
     /// The session is over; it accepts no more messages.
     #[error("the session is already finished")]
     Finished,
+    /// The local store could not read or write its data (see
+    /// [`Store::take_fault`](crate::store::Store::take_fault)): the session
+    /// stops rather than trust a partial view. Nothing of the peer's fault.
+    #[error("local storage failed: {0}")]
+    LocalStorage(String),
 }
 
 impl SyncError {
@@ -58,7 +63,10 @@ impl SyncError {
             | SyncError::Malformed(_)
             | SyncError::Value { .. }
             | SyncError::Unexpected(_) => true,
-            SyncError::TooManyTurns(_) | SyncError::NotConverged(_) | SyncError::Finished => false,
+            SyncError::TooManyTurns(_)
+            | SyncError::NotConverged(_)
+            | SyncError::Finished
+            | SyncError::LocalStorage(_) => false,
         }
     }
 }

@@ -50,7 +50,7 @@ fn expected() -> S {
     let (a, b) = diverged();
     let mut u = a.clone();
     for (k, v) in b.iter() {
-        u.join(*k, v);
+        u.join(k, &v);
     }
     u
 }
@@ -110,6 +110,7 @@ fn over_the_simulator(seed: u64) -> Report {
 async fn over_tcp() -> Report {
     let config = |id, name| {
         NodeConfig::new(id, name)
+            .in_memory()
             // Only the session the dialer starts at connect.
             .with_ae_interval(Duration::from_secs(3600))
             .with_backoff(Duration::from_millis(20), Duration::from_millis(200))

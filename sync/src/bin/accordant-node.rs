@@ -3,29 +3,43 @@
 //! several of them through the delaying proxy.
 //!
 //! ```text
-//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 [--snapshot FILE [--restore]]
+//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 (--data DIR | --in-memory)
+//!                [--cluster NAME] [--fsync every|window:MS|off] [--resync]
+//!                [--snapshot FILE [--restore]]
 //!                [--ae-ms 1000] [--idle-ms 1500] [--ping-ms 300] [--handshake-ms 1000]
 //!                [--backoff-max-ms 500]
 //! ```
 //!
 //! The node holds two channels: `counters` (`Store<String, GCounter>`) and
-//! `sets` (`Store<String, OrSet<String>>`), and writes under a fresh replica
-//! id every time it starts (see `accordant_sync::snapshot`). It prints
-//! `LISTENING <addr>` once ready, then answers each command with one line:
+//! `sets` (`Store<String, OrSet<String>>`). With `--data DIR` (required
+//! unless `--in-memory` is given) it keeps its database in `DIR`: a write
+//! is acknowledged once committed (group commit, a 2 ms window by default;
+//! `--fsync every` commits each write alone, `--fsync off` skips the fsync
+//! and survives nothing), and the node keeps its replica id across
+//! restarts. `--restore` imports the backup at `--snapshot FILE` (this
+//! node's and cluster's only) and moves to a new replica id; `--resync`
+//! starts even on a corrupt database, moving it aside and pulling
+//! everything from the peers. It prints `LISTENING <addr>` once ready, then
+//! answers each command with one line:
 //!
 //! | command | answer |
 //! |---|---|
 //! | `dial <addr>` | `OK` (keeps reconnecting with backoff) |
-//! | `inc <key> <n>` | `OK` once applied: the increment is acknowledged |
-//! | `add <key> <elem>` | `OK` once applied |
+//! | `inc <key> <n>` | `OK` once acknowledged (durable with `--data`) |
+//! | `add <key> <elem>` | `OK` once acknowledged |
+//! | `count <key>` | `COUNT <total> <replica>=<n> ...`: the counter's entries |
+//! | `replica` | `REPLICA <id> <generation>` |
 //! | `digest` | `DIGEST <hex>`: both channels' root digests |
 //! | `dump` | `DUMP <key>=<n> ... ; <key>=<e>,<e> ...` |
 //! | `peers` | `PEERS <n>` connected peers |
-//! | `snapshot` | `OK <bytes> <keys>` once the file is on disk |
+//! | `snapshot` | `OK <bytes> <keys>` once the backup is on disk |
+//! | `flush` | `OK` once everything staged is committed |
 //! | `stats` | `STATS k=v ...` |
-//! | `quit` (or end of input) | `BYE` after a graceful shutdown |
+//! | `quit` (or end of input) | `BYE` after a graceful shutdown (commits) |
 //!
-//! Errors answer `ERR <why>`.
+//! Errors answer `ERR <why>`; a refused write answers `ERR` and was not
+//! stored. A node whose database is foreign, corrupt or unreadable prints
+//! `ERR open: <why>` and exits with status 1.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -34,7 +48,7 @@ use std::time::Duration;
 
 use accordant::{GCounter, OrSet};
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig};
-use accordant_sync::snapshot::new_incarnation_id;
+use accordant_sync::store::db::Fsync;
 
 struct Args {
     id: u64,
@@ -42,6 +56,11 @@ struct Args {
     listen: SocketAddr,
     snapshot: Option<PathBuf>,
     restore: bool,
+    data: Option<PathBuf>,
+    in_memory: bool,
+    resync: bool,
+    cluster: String,
+    fsync: Fsync,
     ae: Duration,
     idle: Duration,
     ping: Duration,
@@ -56,6 +75,11 @@ fn parse() -> Result<Args, String> {
         listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
         snapshot: None,
         restore: false,
+        data: None,
+        in_memory: false,
+        resync: false,
+        cluster: "accordant".into(),
+        fsync: Fsync::default(),
         ae: Duration::from_millis(1000),
         idle: Duration::from_millis(1500),
         ping: Duration::from_millis(300),
@@ -64,8 +88,13 @@ fn parse() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--restore" {
-            a.restore = true;
+        match flag.as_str() {
+            "--restore" => a.restore = true,
+            "--in-memory" => a.in_memory = true,
+            "--resync" => a.resync = true,
+            _ => {}
+        }
+        if matches!(flag.as_str(), "--restore" | "--in-memory" | "--resync") {
             continue;
         }
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -79,6 +108,18 @@ fn parse() -> Result<Args, String> {
             "--name" => a.name = v.clone(),
             "--listen" => a.listen = v.parse().map_err(|e| format!("--listen: {e}"))?,
             "--snapshot" => a.snapshot = Some(PathBuf::from(&v)),
+            "--data" => a.data = Some(PathBuf::from(&v)),
+            "--cluster" => a.cluster = v.clone(),
+            "--fsync" => {
+                a.fsync = match v.as_str() {
+                    "every" => Fsync::EveryWrite,
+                    "off" => Fsync::Off,
+                    w => match w.strip_prefix("window:").map(str::parse::<u64>) {
+                        Some(Ok(ms)) => Fsync::Window(Duration::from_millis(ms)),
+                        _ => return Err(format!("--fsync: every, window:MS or off, not {w:?}")),
+                    },
+                }
+            }
             "--ae-ms" => a.ae = ms()?,
             "--idle-ms" => a.idle = ms()?,
             "--ping-ms" => a.ping = ms()?,
@@ -89,6 +130,14 @@ fn parse() -> Result<Args, String> {
     }
     if a.id == 0 {
         return Err("--id is required (and not 0)".into());
+    }
+    if a.data.is_none() && !a.in_memory {
+        return Err(
+            "--data DIR is required (or --in-memory, which loses every write on exit)".into(),
+        );
+    }
+    if a.data.is_some() && a.in_memory {
+        return Err("--data and --in-memory exclude each other".into());
     }
     if a.name.is_empty() {
         a.name = format!("node-{}", a.id);
@@ -122,8 +171,25 @@ async fn run(args: Args) -> i32 {
             Duration::from_secs(3),
             Duration::from_secs(5),
         )
-        .with_backoff(Duration::from_millis(50), args.backoff_max);
-    let mut builder = NodeBuilder::new(config);
+        .with_backoff(Duration::from_millis(50), args.backoff_max)
+        .with_cluster(args.cluster.clone())
+        .with_fsync(args.fsync);
+    let config = match &args.data {
+        Some(dir) => config.with_data_dir(dir),
+        None => config.in_memory(),
+    };
+    let config = if args.resync {
+        config.resync_from_peers()
+    } else {
+        config
+    };
+    let mut builder = match NodeBuilder::new(config).open() {
+        Ok(b) => b,
+        Err(e) => {
+            println!("ERR open: {e}");
+            return 1;
+        }
+    };
     if let (true, Some(path)) = (args.restore, &args.snapshot) {
         if path.exists() {
             builder = match builder.restore(path) {
@@ -141,7 +207,7 @@ async fn run(args: Args) -> i32 {
     let (counters, sets) = match channels {
         Ok(c) => c,
         Err(e) => {
-            println!("ERR restore: {e}");
+            println!("ERR open: {e}");
             return 1;
         }
     };
@@ -153,7 +219,7 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
     };
-    let replica = new_incarnation_id(&args.name);
+    let replica = node.replica();
     println!("LISTENING {addr}");
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
@@ -217,6 +283,7 @@ impl App {
                 match self
                     .counters
                     .update(key.to_string(), |c| c.increment(self.replica, n))
+                    .await
                 {
                     Ok(_) => "OK".into(),
                     Err(e) => format!("ERR {e}"),
@@ -225,6 +292,7 @@ impl App {
             ["add", key, elem] => match self
                 .sets
                 .update(key.to_string(), |s| s.add(self.replica, elem.to_string()))
+                .await
             {
                 Ok(_) => "OK".into(),
                 Err(e) => format!("ERR {e}"),
@@ -253,6 +321,17 @@ impl App {
                 format!("DUMP {} ; {}", c.join(" "), s.join(" "))
             }
             ["peers"] => format!("PEERS {}", self.node.peers().len()),
+            ["count", key] => {
+                let c = self.counters.get(&key.to_string()).unwrap_or_default();
+                let mut entries: Vec<String> = c.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                entries.sort();
+                format!("COUNT {} {}", c.value(), entries.join(" "))
+            }
+            ["replica"] => format!("REPLICA {} {}", self.node.replica(), self.node.generation()),
+            ["flush"] => match self.node.flush() {
+                Ok(()) => "OK".into(),
+                Err(e) => format!("ERR {e}"),
+            },
             ["snapshot"] => match &self.snapshot {
                 None => "ERR no --snapshot path".into(),
                 Some(p) => match self.node.snapshot(p).await {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::session::SessionConfig;
+use crate::store::db::Fsync;
 
 /// How a node behaves on the network. The defaults suit regions a few
 /// hundred milliseconds apart; every field has a `with_` setter.
@@ -51,6 +52,24 @@ pub struct NodeConfig {
     pub snapshot_path: Option<PathBuf>,
     /// Snapshot this often (needs `snapshot_path`).
     pub snapshot_interval: Option<Duration>,
+    /// The cluster this node belongs to: recorded in its database and its
+    /// backups, which another cluster's node refuses to open.
+    pub cluster: String,
+    /// Where the node keeps its database (`accordant.redb`). A node needs
+    /// one, or [`in_memory`](Self::in_memory) set explicitly.
+    pub data_dir: Option<PathBuf>,
+    /// Runs without a data directory: every write is lost with the process.
+    /// Set only through [`NodeConfig::in_memory`].
+    pub in_memory: bool,
+    /// When writes are made durable (see [`Fsync`]).
+    pub fsync: Fsync,
+    /// The database's page cache, bytes.
+    pub cache_bytes: usize,
+    /// Starts even when the database is corrupt or unreadable: the damaged
+    /// file is moved aside, the node starts empty under a new replica id
+    /// and pulls everything from its peers by anti-entropy. Without it, such
+    /// a node refuses to start.
+    pub resync_from_peers: bool,
 }
 
 impl NodeConfig {
@@ -76,7 +95,56 @@ impl NodeConfig {
             seed: id,
             snapshot_path: None,
             snapshot_interval: None,
+            cluster: "accordant".to_string(),
+            data_dir: None,
+            in_memory: false,
+            fsync: Fsync::default(),
+            cache_bytes: 64 << 20,
+            resync_from_peers: false,
         }
+    }
+
+    /// Keeps the node's database in `dir` (created if missing): every
+    /// acknowledged write is durable, and the node keeps its replica id
+    /// across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self.in_memory = false;
+        self
+    }
+
+    /// Runs in memory only, on purpose: writes are acknowledged once
+    /// applied and every one of them is lost when the process ends (peers
+    /// may still hold them). For tests, caches and demos of recovery; a node
+    /// with neither this nor a data directory refuses to open its stores.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self.data_dir = None;
+        self
+    }
+
+    /// Sets [`fsync`](Self::fsync).
+    pub fn with_fsync(mut self, fsync: Fsync) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Sets [`cluster`](Self::cluster).
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster = cluster.into();
+        self
+    }
+
+    /// Sets [`cache_bytes`](Self::cache_bytes).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Sets [`resync_from_peers`](Self::resync_from_peers).
+    pub fn resync_from_peers(mut self) -> Self {
+        self.resync_from_peers = true;
+        self
     }
 
     /// Sets [`ae_interval`](Self::ae_interval).

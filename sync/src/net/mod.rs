@@ -24,10 +24,14 @@
 //!    sessions; reconnection with capped, jittered exponential backoff;
 //!    graceful shutdown ([`Node::shutdown`]: `Bye`, flush, final snapshot)
 //!    driven by a `watch` signal.
-//! 4. **Durability.** [`Node::snapshot`] writes every channel to one
-//!    atomic, checksummed file; [`NodeBuilder::restore`] restarts from it
-//!    (see [`crate::snapshot`] for what survives a crash, and why a
-//!    restarted node writes under a new replica id).
+//! 4. **Durability.** A node keeps its stores in one redb database in its
+//!    data directory ([`NodeConfig::with_data_dir`]; a node without one
+//!    refuses to open its stores unless [`NodeConfig::in_memory`] says so
+//!    explicitly). A write is acknowledged once committed, with group
+//!    commit ([`commit`]), and the node keeps its replica id across
+//!    restarts. [`Node::snapshot`] exports a backup (checked: this node's,
+//!    this cluster's, every store of the right type), which
+//!    [`NodeBuilder::restore`] imports under a new replica id.
 //!
 //! Connections are generic over `AsyncRead + AsyncWrite`: TCP through
 //! [`Node::listen`] and [`Node::dial`], anything else through
@@ -42,18 +46,20 @@
 //! use accordant::{GCounter, ReplicaId};
 //! use accordant_sync::net::{NodeBuilder, NodeConfig};
 //!
-//! let mut eu = NodeBuilder::new(NodeConfig::new(1, "eu"));
+//! // In memory for the example; a real node keeps its database in a
+//! // directory: `NodeConfig::new(1, "eu").with_data_dir("/var/lib/eu")`.
+//! let mut eu = NodeBuilder::new(NodeConfig::new(1, "eu").in_memory());
 //! let eu_views = eu.channel::<String, GCounter>("views").unwrap();
 //! let eu = eu.start();
 //! let addr = eu.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
 //!
-//! let mut us = NodeBuilder::new(NodeConfig::new(2, "us-east"));
+//! let mut us = NodeBuilder::new(NodeConfig::new(2, "us-east").in_memory());
 //! let us_views = us.channel::<String, GCounter>("views").unwrap();
 //! let us = us.start();
 //! us.dial(addr); // reconnects with backoff until shutdown
 //!
-//! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
-//! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).unwrap();
+//! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).await.unwrap();
+//! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).await.unwrap();
 //! while eu_views.root_digest() != us_views.root_digest() {
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
@@ -64,6 +70,7 @@
 //! ```
 
 mod channel;
+pub mod commit;
 mod config;
 mod conn;
 mod error;
@@ -75,9 +82,9 @@ mod stream;
 pub mod wire;
 mod writer;
 
-pub use channel::Channel;
+pub use channel::{Channel, WriteError};
 pub use config::NodeConfig;
 pub use error::NetError;
-pub use node::{Node, NodeBuilder};
+pub use node::{Node, NodeBuilder, DB_FILE};
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;

@@ -1,0 +1,329 @@
+//! [`RedbStorage`]: a store's items on disk, in the node's redb file
+//! (feature `redb`).
+//!
+//! Each store has two tables, keyed by the composite key `key hash
+//! (8 bytes, big-endian) | key bytes`, so the items of a key-hash range
+//! are one range scan in `(key hash, key bytes)` order:
+//!
+//! - `items:<name>` maps it to `item hash (16, little-endian) | value
+//!   encoding`: what reads and the session's scans use;
+//! - `index:<name>` maps it to the item hash alone: what opening the store
+//!   scans to rebuild its tree, without touching a value.
+//!
+//! Writes are staged in an ordered map (served to readers, merged into
+//! scans) until [`Storage::commit`] writes them and the store's item count
+//! in one transaction. Memory holds the staged writes and redb's bounded
+//! page cache; values stay on disk.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeInclusive};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::db::{from_redb, StoreDb, META};
+use super::error::StorageError;
+use super::storage::{Storage, Undone};
+use crate::digest::{ItemHash, KeyHash};
+
+/// A staged write.
+#[derive(Debug)]
+struct Staged {
+    item: ItemHash,
+    value: Box<[u8]>,
+    /// The committed item hash (`None`: the key is new since the commit).
+    before: Option<ItemHash>,
+}
+
+/// A store's items in a redb file (see the [module docs](self)).
+#[derive(Debug)]
+pub struct RedbStorage {
+    db: StoreDb,
+    items: String,
+    index: String,
+    count_key: String,
+    staged: BTreeMap<Vec<u8>, Staged>,
+    staged_bytes: usize,
+    committed_len: u64,
+    len: u64,
+}
+
+fn composite(h: KeyHash, key: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(8 + key.len());
+    c.extend_from_slice(&h.0.to_be_bytes());
+    c.extend_from_slice(key);
+    c
+}
+
+fn split(c: &[u8]) -> Result<(KeyHash, &[u8]), StorageError> {
+    let (h, k) = c
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StorageError::Corrupt("stored key shorter than its key hash".into()))?;
+    Ok((KeyHash(u64::from_be_bytes(*h)), k))
+}
+
+fn item_of(b: &[u8]) -> Result<(ItemHash, &[u8]), StorageError> {
+    let (i, v) = b
+        .split_first_chunk::<16>()
+        .ok_or_else(|| StorageError::Corrupt("stored item shorter than its item hash".into()))?;
+    Ok((ItemHash(u128::from_le_bytes(*i)), v))
+}
+
+/// The composite-key bounds of a key-hash range.
+fn bounds(range: &RangeInclusive<u64>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lo = Bound::Included(range.start().to_be_bytes().to_vec());
+    let hi = match range.end().checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    };
+    (lo, hi)
+}
+
+impl RedbStorage {
+    /// The store `name` of `db` (use [`StoreDb::store`], which checks its
+    /// types first).
+    pub(crate) fn open(db: StoreDb, name: &str) -> Result<Self, StorageError> {
+        let count_key = format!("count:{name}");
+        let len = db.with_db(|d| {
+            let tx = d.begin_read().map_err(from_redb)?;
+            let meta = tx.open_table(META).map_err(from_redb)?;
+            let v = meta.get(count_key.as_str()).map_err(from_redb)?;
+            match v {
+                None => Ok(0),
+                Some(b) => <[u8; 8]>::try_from(b.value())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StorageError::Corrupt("malformed item count".into())),
+            }
+        })?;
+        Ok(RedbStorage {
+            db,
+            items: format!("items:{name}"),
+            index: format!("index:{name}"),
+            count_key,
+            staged: BTreeMap::new(),
+            staged_bytes: 0,
+            committed_len: len,
+            len,
+        })
+    }
+
+    fn items_def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+        TableDefinition::new(&self.items)
+    }
+
+    fn index_def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+        TableDefinition::new(&self.index)
+    }
+
+    /// Calls `f(composite key, item hash, value)` for every committed item
+    /// in `range` until it returns `false`.
+    fn scan_committed(
+        &self,
+        range: &RangeInclusive<u64>,
+        f: &mut dyn FnMut(&[u8], ItemHash, &[u8]) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        if self.committed_len == 0 {
+            return Ok(());
+        }
+        let (lo, hi) = bounds(range);
+        self.db.with_db(|d| {
+            let tx = d.begin_read().map_err(from_redb)?;
+            let table = match tx.open_table(self.items_def()) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(from_redb(e)),
+            };
+            let lo_ref = match &lo {
+                Bound::Included(v) => Bound::Included(v.as_slice()),
+                _ => Bound::Unbounded,
+            };
+            let hi_ref = match &hi {
+                Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+                _ => Bound::Unbounded,
+            };
+            for e in table.range::<&[u8]>((lo_ref, hi_ref)).map_err(from_redb)? {
+                let (k, v) = e.map_err(from_redb)?;
+                let (item, value) = item_of(v.value())?;
+                if !f(k.value(), item, value)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Storage for RedbStorage {
+    fn scan(
+        &self,
+        range: RangeInclusive<u64>,
+        visit: &mut dyn FnMut(KeyHash, &[u8], ItemHash, &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        // Merge the committed items with the staged ones (a staged write
+        // shadows its committed version), in composite-key order.
+        let (lo, hi) = bounds(&range);
+        let mut staged = self.staged.range((lo, hi)).peekable();
+        let mut stop_after: Option<KeyHash> = None;
+        let done = core::cell::Cell::new(false);
+        let mut emit = |c: &[u8], item: ItemHash, value: &[u8]| -> Result<bool, StorageError> {
+            let (h, k) = split(c)?;
+            if let Some(s) = stop_after {
+                if s != h {
+                    done.set(true);
+                    return Ok(false);
+                }
+            }
+            if !visit(h, k, item, value) && stop_after.is_none() {
+                stop_after = Some(h);
+            }
+            Ok(true)
+        };
+        self.scan_committed(&range, &mut |c, item, value| {
+            while let Some((sk, s)) = staged.next_if(|(sk, _)| sk.as_slice() <= c) {
+                let shadows = sk.as_slice() == c;
+                if !emit(sk, s.item, &s.value)? {
+                    return Ok(false);
+                }
+                if shadows {
+                    return Ok(true);
+                }
+            }
+            emit(c, item, value)
+        })?;
+        if !done.get() {
+            for (sk, s) in staged {
+                if !emit(sk, s.item, &s.value)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_items(&self, visit: &mut dyn FnMut(KeyHash, ItemHash)) -> Result<(), StorageError> {
+        let mut staged = self.staged.iter().peekable();
+        if self.committed_len > 0 {
+            self.db.with_db(|d| {
+                let tx = d.begin_read().map_err(from_redb)?;
+                let table = match tx.open_table(self.index_def()) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                    Err(e) => return Err(from_redb(e)),
+                };
+                for e in table.iter().map_err(from_redb)? {
+                    let (k, v) = e.map_err(from_redb)?;
+                    let c = k.value();
+                    let mut shadowed = false;
+                    while let Some((sk, s)) = staged.next_if(|(sk, _)| sk.as_slice() <= c) {
+                        shadowed |= sk.as_slice() == c;
+                        visit(split(sk)?.0, s.item);
+                    }
+                    if !shadowed {
+                        let (item, _) = item_of(v.value())?;
+                        visit(split(c)?.0, item);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for (sk, s) in staged {
+            visit(split(sk)?.0, s.item);
+        }
+        Ok(())
+    }
+
+    fn put(
+        &mut self,
+        key_hash: KeyHash,
+        key: &[u8],
+        old: Option<ItemHash>,
+        item: ItemHash,
+        value: &[u8],
+    ) -> Result<(), StorageError> {
+        let c = composite(key_hash, key);
+        match self.staged.get_mut(&c) {
+            Some(s) => {
+                self.staged_bytes = self.staged_bytes - s.value.len() + value.len();
+                s.item = item;
+                s.value = value.into();
+            }
+            None => {
+                if old.is_none() {
+                    self.len += 1;
+                }
+                self.staged_bytes += c.len() + value.len() + 64;
+                self.staged.insert(
+                    c,
+                    Staged {
+                        item,
+                        value: value.into(),
+                        before: old,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn is_dirty(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let durability = self.db.durability();
+        self.db.with_db(|d| {
+            let mut tx = d.begin_write().map_err(from_redb)?;
+            tx.set_durability(durability).map_err(from_redb)?;
+            {
+                let mut items = tx.open_table(self.items_def()).map_err(from_redb)?;
+                let mut index = tx.open_table(self.index_def()).map_err(from_redb)?;
+                let mut buf = Vec::new();
+                for (c, s) in &self.staged {
+                    buf.clear();
+                    buf.extend_from_slice(&s.item.0.to_le_bytes());
+                    buf.extend_from_slice(&s.value);
+                    items
+                        .insert(c.as_slice(), buf.as_slice())
+                        .map_err(from_redb)?;
+                    index
+                        .insert(c.as_slice(), &s.item.0.to_le_bytes()[..])
+                        .map_err(from_redb)?;
+                }
+                let mut meta = tx.open_table(META).map_err(from_redb)?;
+                meta.insert(self.count_key.as_str(), &self.len.to_be_bytes()[..])
+                    .map_err(from_redb)?;
+            }
+            tx.commit().map_err(from_redb)
+        })?;
+        self.staged.clear();
+        self.staged_bytes = 0;
+        self.committed_len = self.len;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Vec<Undone> {
+        let undone = self
+            .staged
+            .iter()
+            .map(|(c, s)| Undone {
+                key_hash: split(c).map(|(h, _)| h).unwrap_or(KeyHash(0)),
+                current: s.item,
+                restored: s.before,
+            })
+            .collect();
+        self.staged.clear();
+        self.staged_bytes = 0;
+        self.len = self.committed_len;
+        undone
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.staged_bytes
+    }
+}
