@@ -37,6 +37,11 @@
 //! | `stats` | `STATS k=v ...` |
 //! | `quit` (or end of input) | `BYE` after a graceful shutdown (commits) |
 //!
+//! A line `@<tag> inc ...` or `@<tag> add ...` is a pipelined write: it
+//! runs concurrently with the following commands (so writes share group
+//! commits) and is answered `@<tag> OK` or `@<tag> ERR <why>` once
+//! acknowledged or refused, in completion order.
+//!
 //! Errors answer `ERR <why>`; a refused write answers `ERR` and was not
 //! stored. A node whose database is foreign, corrupt or unreadable prints
 //! `ERR open: <why>` and exits with status 1.
@@ -238,13 +243,29 @@ async fn run(args: Args) -> i32 {
         replica,
         snapshot: args.snapshot,
     };
+    let mut inflight = tokio::task::JoinSet::new();
     while let Some(line) = rx.recv().await {
         if line.trim() == "quit" {
             break;
         }
+        while inflight.try_join_next().is_some() {}
+        if let Some(rest) = line.trim().strip_prefix('@') {
+            // Pipelined: `@<tag> inc|add ...` runs concurrently with the
+            // next commands and answers `@<tag> OK|ERR ...` when done.
+            let (tag, cmd) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (tag, cmd) = (tag.to_string(), cmd.to_string());
+            let (counters, sets, replica) = (app.counters.clone(), app.sets.clone(), app.replica);
+            inflight.spawn(async move {
+                let answer = write(&counters, &sets, replica, &cmd).await;
+                println!("@{tag} {answer}");
+            });
+            continue;
+        }
         let answer = app.command(line.trim()).await;
         println!("{answer}");
     }
+    // Writes still in flight are answered before the shutdown.
+    while inflight.join_next().await.is_some() {}
     match app.node.shutdown().await {
         Ok(_) => {
             println!("BYE");
@@ -254,6 +275,38 @@ async fn run(args: Args) -> i32 {
             println!("ERR shutdown: {e}");
             1
         }
+    }
+}
+
+/// `inc <key> <n>` or `add <key> <elem>`: the answer once acknowledged.
+async fn write(
+    counters: &Channel<String, GCounter>,
+    sets: &Channel<String, OrSet<String>>,
+    replica: accordant::ReplicaId,
+    line: &str,
+) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let r = match words.as_slice() {
+        ["inc", key, n] => {
+            let Ok(n) = n.parse::<u64>() else {
+                return "ERR bad number".into();
+            };
+            counters
+                .update(key.to_string(), |c| c.increment(replica, n))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        ["add", key, elem] => sets
+            .update(key.to_string(), |s| s.add(replica, elem.to_string()))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        _ => Err(format!("unknown write {line:?}")),
+    };
+    match r {
+        Ok(()) => "OK".into(),
+        Err(e) => format!("ERR {e}"),
     }
 }
 
@@ -276,27 +329,9 @@ impl App {
                 }
                 Err(e) => format!("ERR {e}"),
             },
-            ["inc", key, n] => {
-                let Ok(n) = n.parse::<u64>() else {
-                    return "ERR bad number".into();
-                };
-                match self
-                    .counters
-                    .update(key.to_string(), |c| c.increment(self.replica, n))
-                    .await
-                {
-                    Ok(_) => "OK".into(),
-                    Err(e) => format!("ERR {e}"),
-                }
+            ["inc", ..] | ["add", ..] => {
+                write(&self.counters, &self.sets, self.replica, line).await
             }
-            ["add", key, elem] => match self
-                .sets
-                .update(key.to_string(), |s| s.add(self.replica, elem.to_string()))
-                .await
-            {
-                Ok(_) => "OK".into(),
-                Err(e) => format!("ERR {e}"),
-            },
             ["digest"] => {
                 let roots: Vec<String> = self.node.roots().iter().map(|d| d.to_string()).collect();
                 format!("DIGEST {}", roots.join("/"))
