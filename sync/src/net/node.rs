@@ -128,6 +128,14 @@ impl NodeBuilder {
         Ok(Some(db))
     }
 
+    /// Uses `db` as the node's database (opened by you, e.g. over a redb
+    /// backend of your own with [`StoreDb::open_with_backend`]) instead of
+    /// the data directory's file.
+    pub fn with_database(mut self, db: StoreDb) -> Self {
+        self.db = Some(db);
+        self
+    }
+
     /// Opens the node's database now (it is otherwise opened by the first
     /// [`NodeBuilder::channel`]), so that errors show before any channel.
     pub fn open(mut self) -> Result<Self, StorageError> {
@@ -264,13 +272,14 @@ impl NodeBuilder {
             "channel {name:?} added twice"
         );
         let index = u16::try_from(self.channels.len()).expect("at most 65,536 channels");
+        let durable = store.is_durable();
         let inner = Arc::new(ChannelShared {
             name: name.to_string(),
             index,
             node: Arc::clone(&self.shared),
             state: Mutex::new(ChannelState::new(store, replicator)),
             session: self.shared.config.session,
-            commits: Commits::new(self.shared.config.fsync, self.db.is_some()),
+            commits: Commits::new(self.shared.config.fsync, durable),
         });
         self.channels.push(inner.clone());
         Channel { inner }
@@ -501,6 +510,11 @@ impl Node {
         if let Some(path) = self.inner.env.shared.config.snapshot_path.clone() {
             snapshot_to(&self.inner, path).await?;
         }
+        // Release the file (and its lock) even while `Channel` handles live:
+        // a restart in the same process can open it again.
+        if let Some(db) = &self.db {
+            db.close();
+        }
         Ok(self.stats())
     }
 
@@ -512,6 +526,11 @@ impl Node {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         lock(&self.inner.env.shared.peers).clear();
+        // As the process's death would: the file is closed, nothing staged
+        // is committed.
+        if let Some(db) = &self.db {
+            db.close();
+        }
         self.stats()
     }
 }

@@ -74,6 +74,7 @@ use std::time::Duration;
 use accordant::ReplicaId;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
+use super::degraded::CopyOnWrite;
 use super::error::StorageError;
 use super::redb::RedbStorage;
 use super::{Store, StoreKey, StoreValue};
@@ -171,14 +172,59 @@ pub struct StoreDb {
     inner: Arc<DbInner>,
 }
 
+/// Where the database lives, to open it again after an I/O failure.
+enum Source {
+    File(PathBuf),
+    Backend(Arc<dyn redb::StorageBackend>),
+}
+
+impl Source {
+    /// Opens the database for reading and writing.
+    fn open(&self, o: &DbOptions) -> Result<Database, StorageError> {
+        match self {
+            Source::File(p) => open_file(p, o),
+            Source::Backend(b) => {
+                let mut builder = Database::builder();
+                builder.set_cache_size(o.cache_bytes);
+                builder
+                    .create_with_backend(SharedBackend(Arc::clone(b)))
+                    .map_err(from_redb)
+            }
+        }
+    }
+
+    /// Opens the database for reading while its disk refuses writes (see
+    /// [`super::degraded`]).
+    fn open_degraded(&self, o: &DbOptions) -> Result<Database, StorageError> {
+        let raw: Box<dyn redb::StorageBackend> = match self {
+            Source::File(p) => {
+                let f = std::fs::OpenOptions::new().read(true).open(p)?;
+                Box::new(redb::backends::FileBackend::new(f).map_err(from_redb)?)
+            }
+            Source::Backend(b) => Box::new(SharedBackend(Arc::clone(b))),
+        };
+        let mut builder = Database::builder();
+        builder.set_cache_size(o.cache_bytes);
+        builder
+            .create_with_backend(CopyOnWrite::new(BoxedBackend(raw))?)
+            .map_err(from_redb)
+    }
+}
+
 struct DbInner {
     path: PathBuf,
+    /// `None` once closed.
+    source: Mutex<Option<Source>>,
     options: DbOptions,
     /// `None` while reopening after an I/O error.
     db: RwLock<Option<Database>>,
     record: Mutex<(ReplicaId, u64)>,
-    /// Set by an I/O failure: reopen before the next transaction.
+    /// Set by an I/O failure: reopen before the next write.
     poisoned: AtomicBool,
+    /// Open over [`CopyOnWrite`] for reads while writes fail.
+    degraded: AtomicBool,
+    /// Set by [`StoreDb::close`]: never reopen.
+    closed: AtomicBool,
 }
 
 impl core::fmt::Debug for StoreDb {
@@ -229,7 +275,32 @@ impl StoreDb {
     ) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
         let existed = path.exists();
-        let db = open_file(&path, &options)?;
+        let source = Source::File(path.clone());
+        Self::open_with(path, source, existed, me, options)
+    }
+
+    /// Opens a database kept by a redb [`StorageBackend`](redb::StorageBackend)
+    /// of your own (an instrumented file, memory, a block device): created
+    /// if the backend is empty, checked like a file otherwise. After an I/O
+    /// failure the database is reopened over the same backend.
+    pub fn open_with_backend<B: redb::StorageBackend>(
+        backend: B,
+        me: &NodeIdentity,
+        options: DbOptions,
+    ) -> Result<Self, StorageError> {
+        let existed = backend.len().map_err(StorageError::from_io)? > 0;
+        let source = Source::Backend(Arc::new(backend));
+        Self::open_with(PathBuf::from("<backend>"), source, existed, me, options)
+    }
+
+    fn open_with(
+        path: PathBuf,
+        source: Source,
+        existed: bool,
+        me: &NodeIdentity,
+        options: DbOptions,
+    ) -> Result<Self, StorageError> {
+        let db = source.open(&options)?;
         let record = if existed {
             Self::check(&db, me)?
         } else {
@@ -240,10 +311,13 @@ impl StoreDb {
         Ok(StoreDb {
             inner: Arc::new(DbInner {
                 path,
+                source: Mutex::new(Some(source)),
                 options,
                 db: RwLock::new(Some(db)),
                 record: Mutex::new(record),
                 poisoned: AtomicBool::new(false),
+                degraded: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
             }),
         })
     }
@@ -354,7 +428,7 @@ impl StoreDb {
         let mut rec = self.inner.record.lock().unwrap_or_else(|p| p.into_inner());
         let replica = new_replica_id(me);
         let generation = rec.1 + 1;
-        self.with_db(|db| Self::write_identity(db, me, replica, generation))?;
+        self.with_db(true, |db| Self::write_identity(db, me, replica, generation))?;
         *rec = (replica, generation);
         Ok(replica)
     }
@@ -372,7 +446,7 @@ impl StoreDb {
             core::any::type_name::<V>()
         );
         let key = format!("type:{name}");
-        let found = self.with_db(|db| {
+        let found = self.with_db(false, |db| {
             let tx = db.begin_read().map_err(from_redb)?;
             let meta = tx.open_table(META).map_err(from_redb)?;
             let v = meta.get(key.as_str()).map_err(from_redb)?;
@@ -387,7 +461,7 @@ impl StoreDb {
                     found: String::from_utf8_lossy(&t).into_owned(),
                 })
             }
-            None => self.with_db(|db| {
+            None => self.with_db(true, |db| {
                 let tx = db.begin_write().map_err(from_redb)?;
                 tx.open_table(META)
                     .map_err(from_redb)?
@@ -402,7 +476,7 @@ impl StoreDb {
 
     /// The names of the stores this file records.
     pub fn store_names(&self) -> Result<Vec<String>, StorageError> {
-        self.with_db(|db| {
+        self.with_db(false, |db| {
             let tx = db.begin_read().map_err(from_redb)?;
             let meta = tx.open_table(META).map_err(from_redb)?;
             let mut names = Vec::new();
@@ -417,17 +491,45 @@ impl StoreDb {
         })
     }
 
-    /// Runs `f` on the open database. After an I/O failure redb refuses
-    /// every transaction until the file is reopened: the failure marks the
-    /// database, and the next call reopens it first, so a disk that was
-    /// full or read-only heals without restarting the node.
+    /// Runs `f` on the open database (`write`: `f` writes).
+    ///
+    /// After an I/O failure redb refuses every transaction until the file
+    /// is reopened. The failure marks the database; the next call reopens
+    /// it, so a disk that was full or read-only heals without restarting
+    /// the node. While that reopen fails (the disk still refuses writes),
+    /// the file is opened read-only through [`super::degraded`] and reads
+    /// go on; each write retries the real reopen first and is refused while
+    /// it fails.
     pub(crate) fn with_db<T>(
         &self,
+        write: bool,
         f: impl FnOnce(&Database) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            self.reopen()?;
-            self.inner.poisoned.store(false, Ordering::Release);
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let degraded = self.inner.degraded.load(Ordering::Acquire);
+        if self.inner.poisoned.load(Ordering::Acquire) && (write || !degraded) {
+            match self.reopen() {
+                Ok(()) => {
+                    self.inner.poisoned.store(false, Ordering::Release);
+                    self.inner.degraded.store(false, Ordering::Release);
+                }
+                Err(e) => {
+                    let mut g = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
+                    let source = self.inner.source.lock().unwrap_or_else(|p| p.into_inner());
+                    let degraded = source
+                        .as_ref()
+                        .map(|s| s.open_degraded(&self.inner.options));
+                    if let Some(Ok(db)) = degraded {
+                        *g = Some(db);
+                        self.inner.degraded.store(true, Ordering::Release);
+                    }
+                    if write || g.is_none() {
+                        return Err(e);
+                    }
+                }
+            }
         }
         let r = {
             let g = self.inner.db.read().unwrap_or_else(|p| p.into_inner());
@@ -444,11 +546,22 @@ impl StoreDb {
         r
     }
 
+    /// Closes the file (releasing its lock) for every clone and every
+    /// store of it: later reads and writes fail with
+    /// [`StorageError::Closed`]. What was staged and not committed is lost.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        *self.inner.db.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.inner.source.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn reopen(&self) -> Result<(), StorageError> {
         let mut g = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle holds the file lock: drop it before reopening.
         *g = None;
-        *g = Some(open_file(&self.inner.path, &self.inner.options)?);
+        let source = self.inner.source.lock().unwrap_or_else(|p| p.into_inner());
+        let source = source.as_ref().ok_or(StorageError::Closed)?;
+        *g = Some(source.open(&self.inner.options)?);
         Ok(())
     }
 
@@ -458,6 +571,66 @@ impl StoreDb {
             Fsync::Off => Durability::None,
             Fsync::EveryWrite | Fsync::Window(_) => Durability::Immediate,
         }
+    }
+}
+
+/// A backend shared between the successive openings of one database.
+#[derive(Debug)]
+struct SharedBackend(Arc<dyn redb::StorageBackend>);
+
+/// A boxed backend, as a backend.
+#[derive(Debug)]
+struct BoxedBackend(Box<dyn redb::StorageBackend>);
+
+impl redb::StorageBackend for BoxedBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.0.close()
+    }
+}
+
+impl redb::StorageBackend for SharedBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), std::io::Error> {
+        Ok(())
     }
 }
 

@@ -69,6 +69,8 @@ use crate::tree::{DigestTree, NodeId, Resize};
 
 #[cfg(feature = "redb")]
 pub mod db;
+#[cfg(feature = "redb")]
+mod degraded;
 mod error;
 mod memory;
 #[cfg(feature = "redb")]
@@ -358,6 +360,11 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             })
             .ok()?;
         Some((k, self.decode_value(vb)?))
+    }
+
+    /// Whether the backend keeps writes across a restart once committed.
+    pub fn is_durable(&self) -> bool {
+        self.storage.is_durable()
     }
 
     /// Whether writes are staged in the backend and not yet committed.

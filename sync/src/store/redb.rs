@@ -83,7 +83,7 @@ impl RedbStorage {
     /// types first).
     pub(crate) fn open(db: StoreDb, name: &str) -> Result<Self, StorageError> {
         let count_key = format!("count:{name}");
-        let len = db.with_db(|d| {
+        let len = db.with_db(false, |d| {
             let tx = d.begin_read().map_err(from_redb)?;
             let meta = tx.open_table(META).map_err(from_redb)?;
             let v = meta.get(count_key.as_str()).map_err(from_redb)?;
@@ -125,7 +125,7 @@ impl RedbStorage {
             return Ok(());
         }
         let (lo, hi) = bounds(range);
-        self.db.with_db(|d| {
+        self.db.with_db(false, |d| {
             let tx = d.begin_read().map_err(from_redb)?;
             let table = match tx.open_table(self.items_def()) {
                 Ok(t) => t,
@@ -202,7 +202,7 @@ impl Storage for RedbStorage {
     fn scan_items(&self, visit: &mut dyn FnMut(KeyHash, ItemHash)) -> Result<(), StorageError> {
         let mut staged = self.staged.iter().peekable();
         if self.committed_len > 0 {
-            self.db.with_db(|d| {
+            self.db.with_db(false, |d| {
                 let tx = d.begin_read().map_err(from_redb)?;
                 let table = match tx.open_table(self.index_def()) {
                     Ok(t) => t,
@@ -268,6 +268,10 @@ impl Storage for RedbStorage {
         self.len
     }
 
+    fn is_durable(&self) -> bool {
+        true
+    }
+
     fn is_dirty(&self) -> bool {
         !self.staged.is_empty()
     }
@@ -277,7 +281,7 @@ impl Storage for RedbStorage {
             return Ok(());
         }
         let durability = self.db.durability();
-        self.db.with_db(|d| {
+        self.db.with_db(true, |d| {
             let mut tx = d.begin_write().map_err(from_redb)?;
             tx.set_durability(durability).map_err(from_redb)?;
             {

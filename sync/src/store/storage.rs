@@ -83,6 +83,12 @@ pub trait Storage: Send + core::fmt::Debug {
         self.len() == 0
     }
 
+    /// Whether [`Storage::commit`] makes writes survive the process (the
+    /// node then acknowledges a write only after its commit).
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     /// Whether writes are staged and not yet committed.
     fn is_dirty(&self) -> bool;
 
