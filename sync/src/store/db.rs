@@ -239,6 +239,16 @@ impl core::fmt::Debug for StoreDb {
 /// Maps redb's errors to [`StorageError`].
 pub(crate) fn from_redb(e: impl Into<redb::Error>) -> StorageError {
     match e.into() {
+        // redb reports a file it cannot parse (bad magic, short header) as
+        // invalid data: the file is damaged, not the disk.
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StorageError::Corrupt(io.to_string())
+        }
         redb::Error::Io(io) => StorageError::from_io(io),
         redb::Error::Corrupted(m) => StorageError::Corrupt(m),
         redb::Error::DatabaseAlreadyOpen => StorageError::Locked,

@@ -160,21 +160,25 @@ impl Storage for MemoryStorage {
         item: ItemHash,
         value: &[u8],
     ) -> Result<(), StorageError> {
+        // Records stay in key-bytes order within a bucket.
         let mut out = Vec::new();
-        let mut found = false;
+        let mut placed = false;
         if let Some(b) = self.buckets.get(&key_hash) {
             out.reserve(b.len() + value.len() + 32);
             for r in records(b) {
-                if r.key == key {
-                    found = true;
+                if !placed && r.key >= key {
                     write_record(&mut out, item, key, value);
-                } else {
-                    write_record(&mut out, r.item, r.key, r.value);
+                    placed = true;
+                    if r.key == key {
+                        continue;
+                    }
+                    self.len += 1;
                 }
+                write_record(&mut out, r.item, r.key, r.value);
             }
             self.bytes -= b.len();
         }
-        if !found {
+        if !placed {
             debug_assert!(old.is_none(), "a key the store believes present is absent");
             write_record(&mut out, item, key, value);
             self.len += 1;
@@ -235,6 +239,7 @@ mod tests {
             true
         })
         .unwrap();
+        // Within a key hash, records are in key-bytes order.
         assert_eq!(
             seen,
             vec![

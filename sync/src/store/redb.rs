@@ -331,3 +331,110 @@ impl Storage for RedbStorage {
         self.staged_bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use accordant::{GCounter, ReplicaId};
+
+    use super::super::db::{DbOptions, Fsync, NodeIdentity, StoreDb};
+    use super::super::{MemoryStorage, Store};
+    use super::*;
+
+    fn db() -> StoreDb {
+        let backend = redb::backends::InMemoryBackend::new();
+        let opts = DbOptions::default().with_fsync(Fsync::Off);
+        StoreDb::open_with_backend(backend, &NodeIdentity::new("t", 1), opts).unwrap()
+    }
+
+    fn all(s: &dyn Storage, range: RangeInclusive<u64>) -> Vec<(u64, Vec<u8>, u128, Vec<u8>)> {
+        let mut v = Vec::new();
+        s.scan(range, &mut |h, k, i, val| {
+            v.push((h.0, k.to_vec(), i.0, val.to_vec()));
+            true
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn scans_merge_staged_and_committed_items_like_the_memory_backend() {
+        let db = db();
+        let mut disk = RedbStorage::open(db.clone(), "s").unwrap();
+        let mut mem = MemoryStorage::new();
+        let mut x = 1u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x
+        };
+        let mut items: Vec<(u64, Vec<u8>, Option<u128>)> = Vec::new();
+        for round in 0..6 {
+            for _ in 0..200 {
+                let (h, key, old) = if !items.is_empty() && next() % 3 == 0 {
+                    let i = (next() % items.len() as u64) as usize;
+                    (items[i].0, items[i].1.clone(), items[i].2)
+                } else {
+                    // Few distinct hashes: collisions and shared prefixes.
+                    (
+                        next() % 64,
+                        next().to_le_bytes()[..(next() % 8) as usize].to_vec(),
+                        None,
+                    )
+                };
+                if old.is_none() && items.iter().any(|(ih, ik, _)| *ih == h && *ik == key) {
+                    continue;
+                }
+                let item = u128::from(next());
+                let value = vec![round as u8; (next() % 50) as usize];
+                disk.put(KeyHash(h), &key, old.map(ItemHash), ItemHash(item), &value)
+                    .unwrap();
+                mem.put(KeyHash(h), &key, old.map(ItemHash), ItemHash(item), &value)
+                    .unwrap();
+                match items.iter_mut().find(|(ih, ik, _)| *ih == h && *ik == key) {
+                    Some(e) => e.2 = Some(item),
+                    None => items.push((h, key, Some(item))),
+                }
+            }
+            if round % 2 == 0 {
+                disk.commit().unwrap();
+            }
+            for range in [0..=u64::MAX, 10..=20, 63..=63, 5..=5] {
+                assert_eq!(all(&disk, range.clone()), all(&mem, range), "round {round}");
+            }
+            assert_eq!(disk.len(), mem.len());
+            let mut a = Vec::new();
+            disk.scan_items(&mut |h, i| a.push((h, i))).unwrap();
+            let mut b = Vec::new();
+            mem.scan_items(&mut |h, i| b.push((h, i))).unwrap();
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn rollback_returns_to_the_last_commit_and_the_tree_follows() {
+        let db = db();
+        let r = ReplicaId::from_u128(1);
+        let mut s: Store<String, GCounter> = db.store("c").unwrap();
+        for i in 0..100 {
+            let _ = s.update(format!("k{i}"), |c| c.increment(r, 1)).unwrap();
+        }
+        s.commit().unwrap();
+        let committed = s.root();
+        for i in 50..150 {
+            let _ = s.update(format!("k{i}"), |c| c.increment(r, 1)).unwrap();
+        }
+        assert!(s.is_dirty());
+        assert_ne!(s.root(), committed);
+        assert_eq!(s.rollback(), 100);
+        assert_eq!(s.root(), committed);
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.get(&"k120".into()), None);
+        assert_eq!(s.get(&"k60".into()).map(|c| c.value()), Some(1));
+        // Reopened, the store rebuilds the same tree from the item hashes.
+        drop(s);
+        let again: Store<String, GCounter> = db.store("c").unwrap();
+        assert_eq!(again.root(), committed);
+        assert_eq!(again.len(), 100);
+    }
+}
