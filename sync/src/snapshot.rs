@@ -32,22 +32,24 @@
 //! A snapshot is loaded whole or not at all: nothing is returned before all
 //! of it has been verified.
 //!
-//! # What a snapshot guarantees
+//! # Snapshots are backups
 //!
-//! Every write acknowledged (applied locally) before [`SnapshotWriter::write`]
-//! *returned* is in the file. A write acknowledged after the last snapshot
-//! lives only in memory until the next one: if the region crashes first, the
-//! write survives only if it had already reached another region (a delta or
-//! an anti-entropy session carried it), and then the restarted region gets it
-//! back by anti-entropy. A write that reached no other region and no snapshot
-//! is lost with the crash.
+//! A durable node's data lives in its database (see
+//! [`crate::store::db`]); a snapshot is a backup of it. Every write
+//! acknowledged before [`SnapshotWriter::write`] *returned* is in the file.
+//! A node's backup ([`SnapshotWriter::backup`], written by
+//! `Node::snapshot`) records the cluster, the node and each store's key and
+//! value types in a reserved section ([`BACKUP_SECTION`]); importing it
+//! (`NodeBuilder::restore`) checks them and refuses a foreign backup, a
+//! store of another type, or a missing section, with typed errors.
 //!
-//! **Restart under a fresh replica id.** Causal CRDTs name every write by a
-//! dot `(replica, counter)`. A region restarted from an older snapshot has
-//! forgotten the dots it issued after it, which other regions may hold:
-//! writing again under the same [`ReplicaId`] would
-//! reissue them for different writes. Restart with a new replica id per
-//! incarnation ([`new_incarnation_id`]); the old id's entries stay valid.
+//! **A restored backup takes a new replica id.** Causal CRDTs name every
+//! write by a dot `(replica, counter)`. A backup may be older than what the
+//! node acknowledged since, and other regions may hold the dots it issued
+//! after it: writing again under the same [`ReplicaId`] would reissue them
+//! for different writes. The import moves the node to a new replica id
+//! (its generation + 1); the old id's entries stay valid. An in-memory
+//! node ([`new_incarnation_id`]) writes under a fresh id every process.
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};

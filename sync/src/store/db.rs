@@ -556,6 +556,17 @@ impl StoreDb {
         r
     }
 
+    /// Compacts the file: moves pages to its start and truncates the free
+    /// space at its end. Needs no transaction in progress (the stores'
+    /// commits wait). Returns whether anything was compacted.
+    pub fn compact(&self) -> Result<bool, StorageError> {
+        let mut g = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(db) => db.compact().map_err(from_redb),
+            None => Err(StorageError::Closed),
+        }
+    }
+
     /// Closes the file (releasing its lock) for every clone and every
     /// store of it: later reads and writes fail with
     /// [`StorageError::Closed`]. What was staged and not committed is lost.
