@@ -317,8 +317,8 @@ pub(crate) fn lower_bound<V: StoreValue>(
         // this double-counts with the naming bits above; it is slack the
         // floor grants every protocol alike.
         bytes += key_bytes(k).len() as u64;
-        let av = a.get(&k).unwrap_or_default();
-        let bv = b.get(&k).unwrap_or_default();
+        let av = a.get(k).unwrap_or_default();
+        let bv = b.get(k).unwrap_or_default();
         // A key on one side only: the delta against bottom is the whole value.
         for delta in [av.delta(&bv), bv.delta(&av)] {
             if !delta.is_bottom() {

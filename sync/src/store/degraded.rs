@@ -87,7 +87,7 @@ impl<B: redb::StorageBackend> redb::StorageBackend for CopyOnWrite<B> {
         if len < o.len {
             let first_gone = len.div_ceil(BLOCK);
             o.blocks.split_off(&first_gone);
-            if len % BLOCK != 0 {
+            if !len.is_multiple_of(BLOCK) {
                 let index = len / BLOCK;
                 let mut b = self.load(&o, index)?;
                 b[(len % BLOCK) as usize..].fill(0);

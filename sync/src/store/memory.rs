@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeInclusive};
 
 use super::error::StorageError;
-use super::storage::{Storage, Undone};
+use super::storage::{Storage, StoredItem, Undone};
 use crate::digest::{ItemHash, KeyHash};
 
 /// A store's items in memory (see the [module docs](self)).
@@ -125,8 +125,25 @@ impl Storage for MemoryStorage {
     fn scan(
         &self,
         range: RangeInclusive<u64>,
-        visit: &mut dyn FnMut(KeyHash, &[u8], ItemHash, &[u8]) -> bool,
+        visit: &mut dyn FnMut(StoredItem<'_>) -> bool,
     ) -> Result<(), StorageError> {
+        if range.start() == range.end() {
+            // One key hash (a point lookup): no range walk.
+            let h = KeyHash(*range.start());
+            if let Some(b) = self.buckets.get(&h) {
+                // Every record of the one key hash is visited whatever
+                // `visit` answers: stopping happens between key hashes.
+                for r in records(b) {
+                    let _ = visit(StoredItem {
+                        key_hash: h,
+                        key: r.key,
+                        item: r.item,
+                        value: r.value,
+                    });
+                }
+            }
+            return Ok(());
+        }
         let bounds = (
             Bound::Included(KeyHash(*range.start())),
             Bound::Included(KeyHash(*range.end())),
@@ -134,7 +151,12 @@ impl Storage for MemoryStorage {
         for (h, b) in self.buckets.range(bounds) {
             let mut go = true;
             for r in records(b) {
-                go &= visit(*h, r.key, r.item, r.value);
+                go &= visit(StoredItem {
+                    key_hash: *h,
+                    key: r.key,
+                    item: r.item,
+                    value: r.value,
+                });
             }
             if !go {
                 break;
@@ -161,30 +183,35 @@ impl Storage for MemoryStorage {
         value: &[u8],
     ) -> Result<(), StorageError> {
         // Records stay in key-bytes order within a bucket.
-        let mut out = Vec::new();
+        let Some(slot) = self.buckets.get_mut(&key_hash) else {
+            debug_assert!(old.is_none(), "a key the store believes present is absent");
+            let mut out = Vec::with_capacity(key.len() + value.len() + 24);
+            write_record(&mut out, item, key, value);
+            self.bytes += out.len();
+            self.len += 1;
+            self.buckets.insert(key_hash, out.into_boxed_slice());
+            return Ok(());
+        };
+        let mut out = Vec::with_capacity(slot.len() + value.len() + 32);
         let mut placed = false;
-        if let Some(b) = self.buckets.get(&key_hash) {
-            out.reserve(b.len() + value.len() + 32);
-            for r in records(b) {
-                if !placed && r.key >= key {
-                    write_record(&mut out, item, key, value);
-                    placed = true;
-                    if r.key == key {
-                        continue;
-                    }
-                    self.len += 1;
+        for r in records(slot) {
+            if !placed && r.key >= key {
+                write_record(&mut out, item, key, value);
+                placed = true;
+                if r.key == key {
+                    continue;
                 }
-                write_record(&mut out, r.item, r.key, r.value);
+                self.len += 1;
             }
-            self.bytes -= b.len();
+            write_record(&mut out, r.item, r.key, r.value);
         }
         if !placed {
             debug_assert!(old.is_none(), "a key the store believes present is absent");
             write_record(&mut out, item, key, value);
             self.len += 1;
         }
-        self.bytes += out.len();
-        self.buckets.insert(key_hash, out.into_boxed_slice());
+        self.bytes = self.bytes - slot.len() + out.len();
+        *slot = out.into_boxed_slice();
         Ok(())
     }
 
@@ -234,8 +261,8 @@ mod tests {
             .unwrap();
         assert_eq!(s.len(), 51);
         let mut seen = Vec::new();
-        s.scan(95..=120, &mut |h, k, i, v| {
-            seen.push((h.0, k.to_vec(), i.0, v.len()));
+        s.scan(95..=120, &mut |it| {
+            seen.push((it.key_hash.0, it.key.to_vec(), it.item.0, it.value.len()));
             true
         })
         .unwrap();
@@ -251,9 +278,9 @@ mod tests {
         );
         // Stopping keeps the whole key hash.
         let mut n = 0;
-        s.scan(0..=u64::MAX, &mut |h, _, _, _| {
+        s.scan(0..=u64::MAX, &mut |it| {
             n += 1;
-            h.0 < 100
+            it.key_hash.0 < 100
         })
         .unwrap();
         assert_eq!(n, 12, "0..=90 (10 items), then both items at 100, and stop");
@@ -267,8 +294,8 @@ mod tests {
         )
         .unwrap();
         let mut at100 = Vec::new();
-        s.scan(100..=100, &mut |_, k, i, v| {
-            at100.push((k.to_vec(), i.0, v.to_vec()));
+        s.scan(100..=100, &mut |it| {
+            at100.push((it.key.to_vec(), it.item.0, it.value.to_vec()));
             true
         })
         .unwrap();

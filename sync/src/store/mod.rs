@@ -81,7 +81,7 @@ pub mod storage;
 pub use self::redb::RedbStorage;
 pub use error::{StorageError, UpdateError};
 pub use memory::MemoryStorage;
-pub use storage::{Storage, Undone};
+pub use storage::{Storage, StoredItem, Undone};
 
 /// What a store key must be: ordered, cloneable, with a canonical encoding
 /// (its postcard bytes).
@@ -153,9 +153,9 @@ impl<K, V> Store<K, V> {
         while let Some(lo) = next {
             let mut last = None;
             let mut n = 0usize;
-            let r = self.storage.scan(lo..=u64::MAX, &mut |h, k, i, v| {
-                let _ = storage.put(h, k, None, i, v);
-                last = Some(h.0);
+            let r = self.storage.scan(lo..=u64::MAX, &mut |it| {
+                let _ = storage.put(it.key_hash, it.key, None, it.item, it.value);
+                last = Some(it.key_hash.0);
                 n += 1;
                 n < BATCH * 64
             });
@@ -333,9 +333,9 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     /// The stored item hash and value bytes of `kb` (under `h`).
     fn locate(&self, h: KeyHash, kb: &[u8]) -> Result<Option<(ItemHash, Vec<u8>)>, StorageError> {
         let mut found = None;
-        self.storage.scan(h.0..=h.0, &mut |_, k, i, v| {
-            if k == kb {
-                found = Some((i, v.to_vec()));
+        self.storage.scan(h.0..=h.0, &mut |it| {
+            if it.key == kb {
+                found = Some((it.item, it.value.to_vec()));
             }
             true
         })?;
@@ -414,8 +414,8 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             Some(a) => a,
             None => {
                 let mut agg = Aggregate::EMPTY;
-                let r = self.storage.scan(node.key_range(), &mut |_, _, i, _| {
-                    agg.add(i);
+                let r = self.storage.scan(node.key_range(), &mut |it| {
+                    agg.add(it.item);
                     true
                 });
                 if let Err(e) = r {
@@ -491,11 +491,11 @@ impl<K: StoreKey, V: StoreValue> Iterator for Items<'_, K, V> {
             let buf = &mut self.buf;
             let mut last = None;
             let mut n = 0usize;
-            let r = store.storage.scan(lo..=self.end, &mut |h, kb, i, vb| {
-                if let Some((k, v)) = store.decode_item(kb, vb) {
-                    buf.push_back((h, k, v, i));
+            let r = store.storage.scan(lo..=self.end, &mut |it| {
+                if let Some((k, v)) = store.decode_item(it.key, it.value) {
+                    buf.push_back((it.key_hash, k, v, it.item));
                 }
-                last = Some(h.0);
+                last = Some(it.key_hash.0);
                 n += 1;
                 n < BATCH
             });

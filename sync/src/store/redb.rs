@@ -22,8 +22,15 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::db::{from_redb, StoreDb, META};
 use super::error::StorageError;
-use super::storage::{Storage, Undone};
+use super::storage::{Storage, StoredItem, Undone};
 use crate::digest::{ItemHash, KeyHash};
+
+/// A committed item as read from the file.
+struct Committed<'a> {
+    composite: &'a [u8],
+    item: ItemHash,
+    value: &'a [u8],
+}
 
 /// A staged write.
 #[derive(Debug)]
@@ -119,7 +126,7 @@ impl RedbStorage {
     fn scan_committed(
         &self,
         range: &RangeInclusive<u64>,
-        f: &mut dyn FnMut(&[u8], ItemHash, &[u8]) -> Result<bool, StorageError>,
+        f: &mut dyn FnMut(Committed<'_>) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
         if self.committed_len == 0 {
             return Ok(());
@@ -143,7 +150,11 @@ impl RedbStorage {
             for e in table.range::<&[u8]>((lo_ref, hi_ref)).map_err(from_redb)? {
                 let (k, v) = e.map_err(from_redb)?;
                 let (item, value) = item_of(v.value())?;
-                if !f(k.value(), item, value)? {
+                if !f(Committed {
+                    composite: k.value(),
+                    item,
+                    value,
+                })? {
                     break;
                 }
             }
@@ -156,7 +167,7 @@ impl Storage for RedbStorage {
     fn scan(
         &self,
         range: RangeInclusive<u64>,
-        visit: &mut dyn FnMut(KeyHash, &[u8], ItemHash, &[u8]) -> bool,
+        visit: &mut dyn FnMut(StoredItem<'_>) -> bool,
     ) -> Result<(), StorageError> {
         // Merge the committed items with the staged ones (a staged write
         // shadows its committed version), in composite-key order.
@@ -172,12 +183,22 @@ impl Storage for RedbStorage {
                     return Ok(false);
                 }
             }
-            if !visit(h, k, item, value) && stop_after.is_none() {
+            let it = StoredItem {
+                key_hash: h,
+                key: k,
+                item,
+                value,
+            };
+            if !visit(it) && stop_after.is_none() {
                 stop_after = Some(h);
             }
             Ok(true)
         };
-        self.scan_committed(&range, &mut |c, item, value| {
+        self.scan_committed(&range, &mut |Committed {
+                                              composite: c,
+                                              item,
+                                              value,
+                                          }| {
             while let Some((sk, s)) = staged.next_if(|(sk, _)| sk.as_slice() <= c) {
                 let shadows = sk.as_slice() == c;
                 if !emit(sk, s.item, &s.value)? {
@@ -348,8 +369,8 @@ mod tests {
 
     fn all(s: &dyn Storage, range: RangeInclusive<u64>) -> Vec<(u64, Vec<u8>, u128, Vec<u8>)> {
         let mut v = Vec::new();
-        s.scan(range, &mut |h, k, i, val| {
-            v.push((h.0, k.to_vec(), i.0, val.to_vec()));
+        s.scan(range, &mut |it| {
+            v.push((it.key_hash.0, it.key.to_vec(), it.item.0, it.value.to_vec()));
             true
         })
         .unwrap();

@@ -26,7 +26,7 @@
 //! let mut s = MemoryStorage::default();
 //! s.put(KeyHash(7), b"k", None, ItemHash(1), b"v").unwrap();
 //! let mut seen = Vec::new();
-//! s.scan(0..=u64::MAX, &mut |h, k, i, v| { seen.push((h, k.to_vec(), i, v.to_vec())); true }).unwrap();
+//! s.scan(0..=u64::MAX, &mut |it| { seen.push((it.key_hash, it.key.to_vec(), it.item, it.value.to_vec())); true }).unwrap();
 //! assert_eq!(seen, vec![(KeyHash(7), b"k".to_vec(), ItemHash(1), b"v".to_vec())]);
 //! ```
 
@@ -34,6 +34,19 @@ use core::ops::RangeInclusive;
 
 use super::error::StorageError;
 use crate::digest::{ItemHash, KeyHash};
+
+/// One stored item, as a scan visits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredItem<'a> {
+    /// The key's hash.
+    pub key_hash: KeyHash,
+    /// The key's canonical bytes.
+    pub key: &'a [u8],
+    /// The item hash of `(key, value)`.
+    pub item: ItemHash,
+    /// The value's canonical encoding.
+    pub value: &'a [u8],
+}
 
 /// One staged change undone by [`Storage::rollback`]: the store puts
 /// `restored` back where `current` is.
@@ -50,14 +63,14 @@ pub struct Undone {
 /// Where a store keeps its items. Object safe: a store holds a
 /// `Box<dyn Storage>`.
 pub trait Storage: Send + core::fmt::Debug {
-    /// Calls `visit(key hash, key bytes, item hash, value bytes)` for every
+    /// Calls `visit` for every
     /// item whose key hash lies in `range`, in `(key hash, key bytes)` order. `visit` returning `false` stops the
     /// scan once every item of the current key hash was visited (so a
     /// caller resuming at the next key hash misses nothing).
     fn scan(
         &self,
         range: RangeInclusive<u64>,
-        visit: &mut dyn FnMut(KeyHash, &[u8], ItemHash, &[u8]) -> bool,
+        visit: &mut dyn FnMut(StoredItem<'_>) -> bool,
     ) -> Result<(), StorageError>;
 
     /// Every `(key hash, item hash)`, in order, without reading values: what
