@@ -117,10 +117,10 @@ fn populate(n: u64, path: &std::path::Path) {
         let _ = s.update(*key, |r| {
             Ok::<_, ()>(r.write_at(Hlc::new(1_000 + i, 0), replica, payload.clone()))
         });
-        if (i + 1) % 100_000 == 0 {
+        if (i + 1).is_multiple_of(100_000) {
             s.commit().expect("commit");
         }
-        if (i + 1) % 1_000_000 == 0 {
+        if (i + 1).is_multiple_of(1_000_000) {
             println!(
                 "{} keys: {:.0} s, VmRSS {:.0} MiB, {:.1} bytes on disk per key (load {})",
                 i + 1,

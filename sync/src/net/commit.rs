@@ -14,7 +14,7 @@
 //! Rolling back is safe because nothing staged has left the node: a
 //! write's delta goes to the peers only after its commit, and every path
 //! that sends the store's state (sessions, replicator ticks and
-//! connects) commits what is staged first ([`settle`]). So a crash never
+//! connects) commits what is staged first. So a crash never
 //! takes back a dot that a peer has seen, and a restart continues the
 //! replica's counters from the committed state without reissuing one.
 //!

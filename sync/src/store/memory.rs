@@ -37,7 +37,8 @@ use super::error::StorageError;
 use super::storage::{Storage, StoredItem, Undone};
 use crate::digest::{ItemHash, KeyHash};
 
-/// A store's items in memory (see the [module docs](self)).
+/// A store's items in memory: one boxed record string per key hash, in
+/// an ordered map (see the `store::memory` module docs in the source).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     buckets: BTreeMap<KeyHash, Box<[u8]>>,

@@ -41,7 +41,9 @@ struct Staged {
     before: Option<ItemHash>,
 }
 
-/// A store's items in a redb file (see the [module docs](self)).
+/// A store's items in a redb file: two tables per store keyed by key hash
+/// and key bytes (items with their values; item hashes alone), and the
+/// writes staged until [`Storage::commit`].
 #[derive(Debug)]
 pub struct RedbStorage {
     db: StoreDb,
