@@ -61,7 +61,7 @@
 //! let other = NodeIdentity::new("prod", 2);
 //! assert!(matches!(StoreDb::open(&path, &other, DbOptions::default()), Err(StorageError::ForeignFile { .. })));
 //! let db = StoreDb::open(&path, &me, DbOptions::default()).unwrap();
-//! assert!(matches!(db.store::<String, u8>("views"), Err(StorageError::TypeMismatch { .. })));
+//! assert!(matches!(db.store::<String, accordant::PNCounter>("views"), Err(StorageError::TypeMismatch { .. })));
 //! # drop(db);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
