@@ -274,6 +274,11 @@ where
 /// lose it (see [`super::commit`]). On an in-memory node
 /// ([`NodeConfig::in_memory`](super::NodeConfig::in_memory)) it is only
 /// applied.
+///
+/// Local reads ([`Channel::get`], [`Channel::read`]) see the store as it
+/// is, staged writes included: a write whose `update` has not returned yet
+/// may be visible, and is gone after a crash if its commit had not
+/// happened (it was never acknowledged). Nothing staged is sent to a peer.
 pub struct Channel<K, V> {
     pub(crate) inner: Arc<ChannelShared<K, V>>,
 }
