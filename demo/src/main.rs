@@ -73,6 +73,9 @@ options:
                       delta-interval replicator with acks, BP and RR
   --insecure-plaintext  no TLS (for cost comparisons only: anyone who
                       reaches a port could read and write)
+  --data DIR          keep each region's database under DIR/<region>
+                      (default: a fresh directory under the system's
+                      temporary directory, removed at the end)
   --quiet             no progress line
   --log LEVEL         log the nodes' events to stderr through `tracing`
                       (error, warn, info, debug or trace; default: none)
@@ -90,6 +93,7 @@ struct Options {
     plaintext: bool,
     quiet: bool,
     log: Option<tracing::Level>,
+    data: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Options, String> {
         plaintext: false,
         quiet: false,
         log: None,
+        data: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -121,6 +126,7 @@ fn parse_args() -> Result<Options, String> {
                 );
             }
             "--insecure-plaintext" => o.plaintext = true,
+            "--data" => o.data = Some(value()?.into()),
             "--regions" => {
                 o.regions = value()?
                     .split(',')
@@ -218,7 +224,9 @@ where
     V: StoreValue + Claims + Send + 'static,
 {
     if acked {
-        let store = Store::new();
+        let store = b
+            .store(name)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let rep = AckedDeltas::new(AckedConfig::default(), &store);
         Ok(b.channel_with(name, store, Box::new(rep)))
     } else {
@@ -249,11 +257,11 @@ impl Region {
         acked: bool,
         tls: Option<TlsIdentity>,
         members: u64,
+        data: &std::path::Path,
     ) -> std::io::Result<Region> {
-        let replica = ReplicaId::from_u128(0xACC0_0000 + i as u128);
         let config = NodeConfig::new(i as u64 + 1, display(key))
             .with_cluster(CLUSTER, 1..=members)
-            .with_replica(replica)
+            .with_data_dir(data.join(key))
             .with_ae_interval(Duration::from_secs(2))
             .with_keepalive(Duration::from_millis(250), Duration::from_millis(1500))
             .with_timeouts(
@@ -274,6 +282,9 @@ impl Region {
         let lww = channel(&mut b, "profiles-lww", acked)?;
         let mv = channel(&mut b, "profiles-mv", acked)?;
         let node = b.start().map_err(std::io::Error::other)?;
+        // The replica id the region writes under: its database's, kept
+        // across restarts.
+        let replica = node.replica();
         let addr = node.listen("127.0.0.1:0".parse().expect("addr")).await?;
         Ok(Region {
             key: key.to_string(),
@@ -290,19 +301,21 @@ impl Region {
     }
 
     /// Writes a profile both ways: last-writer-wins and multi-value.
-    fn write_profile(&self, key: &str, value: &str) {
-        let mut hlc = self.hlc.lock().expect("hlc");
+    async fn write_profile(&self, key: &str, value: &str) {
         let _ = self
             .lww
             .update(key.to_string(), |r| {
+                let mut hlc = self.hlc.lock().expect("hlc");
                 r.write(self.replica, value.to_string(), &mut hlc, &SystemClock)
             })
+            .await
             .expect("clock");
         let _ = self
             .mv
             .update(key.to_string(), |r| {
                 r.write(self.replica, value.to_string())
             })
+            .await
             .expect("mv write");
     }
 
@@ -348,7 +361,10 @@ where
     K: StoreKey + Send + 'static,
     V: StoreValue + Send + 'static,
 {
-    now.read(|s| then.iter().all(|(k, v)| s.get(k).is_some_and(|x| v.leq(x))))
+    now.read(|s| {
+        then.iter()
+            .all(|(k, v)| s.get(&k).is_some_and(|x| v.leq(&x)))
+    })
 }
 
 /// Every acknowledged write, to check the regions against.
@@ -365,7 +381,7 @@ struct Ledger {
 }
 
 /// One simulated user action at region `r`.
-fn act(
+async fn act(
     r: &Region,
     i: usize,
     rng: &mut ChaCha8Rng,
@@ -375,20 +391,23 @@ fn act(
 ) {
     let user = format!("{}-{}", r.key, rng.random_range(1..=USERS_PER_REGION));
     let roll = rng.random_range(0..100);
-    let mut l = ledger.lock().expect("ledger");
     if roll < 45 {
         let page = ["views:/home", "views:/product/42", "views:/cart"][rng.random_range(0..3)];
         let _ = r
             .counters
             .update(page.to_string(), |c| c.add(r.replica, 1))
+            .await
             .expect("counter");
+        let mut l = ledger.lock().expect("ledger");
         *l.counters.entry(page.to_string()).or_default() += 1;
     } else if roll < 50 {
         let d: i64 = if rng.random_bool(0.7) { 1 } else { -1 };
         let _ = r
             .counters
             .update("likes:post-7".into(), |c| c.add(r.replica, d))
+            .await
             .expect("likes");
+        let mut l = ledger.lock().expect("ledger");
         *l.counters.entry("likes:post-7".into()).or_default() += i128::from(d);
     } else if roll < 85 {
         let item = ITEMS[rng.random_range(0..ITEMS.len())].to_string();
@@ -401,22 +420,30 @@ fn act(
         if !family && rng.random_bool(0.15) {
             let _ = r
                 .carts
-                .update(cart.clone(), |c| Ok::<_, ()>(c.remove_item(&item)));
-            l.carts.insert((cart, item), 0);
+                .update(cart.clone(), |c| Ok::<_, ()>(c.remove_item(&item)))
+                .await;
+            ledger.lock().expect("ledger").carts.insert((cart, item), 0);
         } else {
             let qty = rng.random_range(1..=2);
             let _ = r
                 .carts
                 .update(cart.clone(), |c| c.add(r.replica, item.clone(), qty))
+                .await
                 .expect("cart");
-            *l.carts.entry((cart, item)).or_default() += qty;
+            *ledger
+                .lock()
+                .expect("ledger")
+                .carts
+                .entry((cart, item))
+                .or_default() += qty;
         }
     } else {
         let value = format!("{} #{n}", city(&r.key)[rng.random_range(0..2)]);
         let key = format!("profile:{user}");
-        r.write_profile(&key, &value);
-        l.profiles.insert(key, value);
+        r.write_profile(&key, &value).await;
+        ledger.lock().expect("ledger").profiles.insert(key, value);
     }
+    let mut l = ledger.lock().expect("ledger");
     l.writes[i] += 1;
     if partitioned {
         l.partition_writes[i] += 1;
@@ -449,7 +476,8 @@ async fn writer(
             &ledger,
             partitioned.load(Ordering::Relaxed),
             n,
-        );
+        )
+        .await;
     }
 }
 
@@ -529,11 +557,20 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     };
     // The cluster's CA and one certificate per region, made now in a
     // temporary directory, and loaded back as a node would load them.
-    let cert_dir = std::env::temp_dir().join(format!("accordant-demo-{}", std::process::id()));
+    let cert_dir =
+        std::env::temp_dir().join(format!("accordant-demo-certs-{}", std::process::id()));
     let ids: Vec<u64> = (1..=n as u64).collect();
     if !o.plaintext {
         certs::write_cluster(&cert_dir, CLUSTER, &ids)?;
     }
+    // Durable by default: each region keeps its database in a directory.
+    let (data, temporary) = match &o.data {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("accordant-demo-{}", std::process::id())),
+            true,
+        ),
+    };
     let mut rs = Vec::new();
     for (i, k) in o.regions.iter().enumerate() {
         let tls = if o.plaintext {
@@ -541,7 +578,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         } else {
             Some(TlsIdentity::load(&cert_dir, i as u64 + 1)?)
         };
-        rs.push(Region::start(i, k, o.seed, o.acked, tls, n as u64).await?);
+        rs.push(Region::start(i, k, o.seed, o.acked, tls, n as u64, &data).await?);
     }
     if !o.plaintext {
         let _ = std::fs::remove_dir_all(&cert_dir);
@@ -659,7 +696,9 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
 
     // Alice's address: once before the split, then on both sides of it.
     tokio::time::sleep_until(t0 + secs(o.partition_at.min(1.0) / 2.0)).await;
-    regions[other].write_profile(ALICE, "London, Old Street");
+    regions[other]
+        .write_profile(ALICE, "London, Old Street")
+        .await;
     println!(
         "{} Alice (at home in {}) sets her address: London, Old Street",
         clock.stamp(),
@@ -726,12 +765,12 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                         phase = Phase::Partitioned;
                     }
                     Phase::Partitioned => {
-                        regions[other].write_profile(ALICE, "Paris, Rue de Rivoli");
+                        regions[other].write_profile(ALICE, "Paris, Rue de Rivoli").await;
                         println!("{} Alice moves: writes 'Paris, Rue de Rivoli' in {}", clock.stamp(), regions[other].name);
                         phase = Phase::AliceEu;
                     }
                     Phase::AliceEu => {
-                        iso.write_profile(ALICE, "Mumbai, MG Road");
+                        iso.write_profile(ALICE, "Mumbai, MG Road").await;
                         println!(
                             "{} ...and, concurrently, 'Mumbai, MG Road' in {} (it cannot see the other write)",
                             clock.stamp(), iso.name
@@ -995,6 +1034,9 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         r.node.shutdown().await?;
     }
     proxy.shutdown().await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&data);
+    }
     println!(
         "\n{}",
         if ok {

@@ -648,9 +648,9 @@ pub fn check_session(input: &SessionInput) {
         while session.poll_transmit().is_some() {}
     }
     for (_, v) in honest.iter() {
-        let bytes = encode(v);
+        let bytes = encode(&v);
         let back: OrSet<u8> = decode(&bytes, &Limits::default()).expect("valid state");
-        assert_eq!(&back, v);
+        assert_eq!(back, v);
     }
 }
 
@@ -696,7 +696,7 @@ pub fn check_store_sync(input: &StoreSyncInput) {
     let (a, b) = (build(&input.a, 1), build(&input.b, 2));
     let mut expected = a.clone();
     for (k, v) in b.iter() {
-        expected.join(*k, v);
+        expected.join(k, &v);
     }
     let p = |x: u8| f64::from(x % 80) / 256.0;
     let mut sim = Simulator::new(input.seed);

@@ -496,7 +496,7 @@ fn digest_costs() -> DigestCosts {
     // The digest work of an update besides the tree: the key's bytes, the
     // value's canonical encoding, one hash of the key (for both the key
     // hash and the item hash) and the item hash, as `Store::update` does.
-    let value = store.get(&0).cloned().unwrap_or_default();
+    let value = store.get(&0).unwrap_or_default();
     let t = Instant::now();
     let mut acc = 0u128;
     for &k in keys.iter().take(200_000) {

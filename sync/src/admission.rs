@@ -206,7 +206,7 @@ pub trait Admit<K, V> {
 
 impl<K: StoreKey, V: StoreValue + Claims> Admit<K, V> for Admission {
     fn admit(&self, store: &Store<K, V>, key: &K, value: &V) -> Result<(), Refusal> {
-        self.admit_value(store.get(key), value)
+        self.admit_value(store.get(key).as_ref(), value)
     }
 }
 

@@ -49,6 +49,11 @@ pub enum SyncError {
     /// this replica that it never made, or a number above the ceiling.
     #[error("refused data: {0}")]
     Refused(Refusal),
+    /// The local store could not read or write its data (see
+    /// [`Store::take_fault`](crate::store::Store::take_fault)): the session
+    /// stops rather than trust a partial view. Nothing of the peer's fault.
+    #[error("local storage failed: {0}")]
+    LocalStorage(String),
 }
 
 impl SyncError {
@@ -67,7 +72,10 @@ impl SyncError {
             | SyncError::Value { .. }
             | SyncError::Unexpected(_)
             | SyncError::Refused(_) => true,
-            SyncError::TooManyTurns(_) | SyncError::NotConverged(_) | SyncError::Finished => false,
+            SyncError::TooManyTurns(_)
+            | SyncError::NotConverged(_)
+            | SyncError::Finished
+            | SyncError::LocalStorage(_) => false,
         }
     }
 }

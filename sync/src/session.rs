@@ -694,7 +694,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         for (_, k, v, _) in store.items_in(node) {
             out.joins
                 .0
-                .push((Bytes(key_bytes(k)), Bytes(codec::encode(v))));
+                .push((Bytes(key_bytes(&k)), Bytes(codec::encode(&v))));
             self.stats.keys_sent += 1;
         }
     }
@@ -965,7 +965,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             for (h, k, v, item) in store.items_in_hashes(bits_range(node, bits)) {
                 if key_bits(h, node.level()) == bits && item_fp(item, self.pass) & mask == f {
                     mine_bits.push(bits);
-                    self.offer(k, v, they_hold, out);
+                    self.offer(&k, &v, they_hold, out);
                 }
             }
         }
@@ -1024,8 +1024,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             match their_map.get(&bits) {
                 Some(fs) if fs.contains(&item_fp(item, self.pass)) => {}
                 // Both hold the key with different values.
-                Some(_) => self.offer(k, v, true, out),
-                None => self.offer(k, v, false, out),
+                Some(_) => self.offer(&k, &v, true, out),
+                None => self.offer(&k, &v, false, out),
             }
         }
         seen.sort_unstable();

@@ -32,22 +32,24 @@
 //! A snapshot is loaded whole or not at all: nothing is returned before all
 //! of it has been verified.
 //!
-//! # What a snapshot guarantees
+//! # Snapshots are backups
 //!
-//! Every write acknowledged (applied locally) before [`SnapshotWriter::write`]
-//! *returned* is in the file. A write acknowledged after the last snapshot
-//! lives only in memory until the next one: if the region crashes first, the
-//! write survives only if it had already reached another region (a delta or
-//! an anti-entropy session carried it), and then the restarted region gets it
-//! back by anti-entropy. A write that reached no other region and no snapshot
-//! is lost with the crash.
+//! A durable node's data lives in its database (see
+//! [`crate::store::db`]); a snapshot is a backup of it. Every write
+//! acknowledged before [`SnapshotWriter::write`] *returned* is in the file.
+//! A node's backup ([`SnapshotWriter::backup`], written by
+//! `Node::snapshot`) records the cluster, the node and each store's key and
+//! value types in a reserved section ([`BACKUP_SECTION`]); importing it
+//! (`NodeBuilder::restore`) checks them and refuses a foreign backup, a
+//! store of another type, or a missing section, with typed errors.
 //!
-//! **Restart under a fresh replica id.** Causal CRDTs name every write by a
-//! dot `(replica, counter)`. A region restarted from an older snapshot has
-//! forgotten the dots it issued after it, which other regions may hold:
-//! writing again under the same [`ReplicaId`] would
-//! reissue them for different writes. Restart with a new replica id per
-//! incarnation ([`new_incarnation_id`]); the old id's entries stay valid.
+//! **A restored backup takes a new replica id.** Causal CRDTs name every
+//! write by a dot `(replica, counter)`. A backup may be older than what the
+//! node acknowledged since, and other regions may hold the dots it issued
+//! after it: writing again under the same [`ReplicaId`] would reissue them
+//! for different writes. The import moves the node to a new replica id
+//! (its generation + 1); the old id's entries stay valid. An in-memory
+//! node ([`new_incarnation_id`]) writes under a fresh id every process.
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};
@@ -186,11 +188,38 @@ pub struct SnapshotInfo {
     pub sections: u32,
 }
 
+/// The reserved section that makes a snapshot a node's backup: whose it
+/// is and what each section holds.
+pub const BACKUP_SECTION: &str = "\u{0}accordant-backup";
+
+/// Whose a backup is: the cluster, the node, and each store's key and value
+/// types (see [`SnapshotWriter::backup`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct BackupHeader {
+    /// The cluster id.
+    pub cluster: String,
+    /// The node id.
+    pub node: u64,
+    /// `(store name, "K => V" type names)`, one per section.
+    pub stores: Vec<(String, String)>,
+}
+
+/// The type names a store records: `"K => V"`.
+pub fn store_types<K, V>() -> String {
+    format!(
+        "{} => {}",
+        core::any::type_name::<K>(),
+        core::any::type_name::<V>()
+    )
+}
+
 /// Builds a snapshot from stores, then writes it atomically.
 #[derive(Debug, Default, Clone)]
 pub struct SnapshotWriter {
     sections: Vec<(String, Vec<u8>)>,
     keys: u64,
+    header: Option<BackupHeader>,
 }
 
 impl SnapshotWriter {
@@ -207,7 +236,7 @@ impl SnapshotWriter {
         store: &Store<K, V>,
     ) -> &mut Self {
         self.keys += store.len() as u64;
-        self.raw(name, encode_store(store))
+        self.typed(name, store_types::<K, V>(), encode_store(store))
     }
 
     /// Adds an already encoded section (see [`encode_store`]).
@@ -216,12 +245,51 @@ impl SnapshotWriter {
         self
     }
 
+    /// Makes this snapshot a backup of node `node` of `cluster`: the file
+    /// records them, and the types of the stores added with
+    /// [`SnapshotWriter::typed`] or [`SnapshotWriter::store`].
+    pub fn backup(&mut self, cluster: &str, node: u64) -> &mut Self {
+        let stores = self.header.take().map(|h| h.stores).unwrap_or_default();
+        self.header = Some(BackupHeader {
+            cluster: cluster.to_string(),
+            node,
+            stores,
+        });
+        self
+    }
+
+    /// Adds an encoded section with its store's type names
+    /// ([`store_types`]).
+    pub fn typed(&mut self, name: &str, types: String, section: Vec<u8>) -> &mut Self {
+        let h = self.header.get_or_insert_with(|| BackupHeader {
+            cluster: String::new(),
+            node: 0,
+            stores: Vec::new(),
+        });
+        h.stores.push((name.to_string(), types));
+        self.raw(name, section)
+    }
+
     /// The file's bytes: header, checksum, payload.
     pub fn encode(&self) -> Vec<u8> {
+        let header = self
+            .header
+            .as_ref()
+            .filter(|h| !h.cluster.is_empty())
+            .map(|h| {
+                (
+                    BACKUP_SECTION.to_string(),
+                    Bytes(postcard::to_allocvec(h).unwrap_or_default()),
+                )
+            });
         let payload = SeqVec(
-            self.sections
-                .iter()
-                .map(|(n, b)| (n.clone(), Bytes(b.clone())))
+            header
+                .into_iter()
+                .chain(
+                    self.sections
+                        .iter()
+                        .map(|(n, b)| (n.clone(), Bytes(b.clone()))),
+                )
                 .collect(),
         );
         let payload = postcard::to_allocvec(&payload).unwrap_or_default();
@@ -337,9 +405,23 @@ impl Snapshot {
         })
     }
 
-    /// Section names, in file order.
+    /// Section names, in file order (the backup header excluded).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sections.iter().map(|(n, _)| n.as_str())
+        self.sections
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| *n != BACKUP_SECTION)
+    }
+
+    /// The backup header, if the file is a node's backup (`None` for a
+    /// plain snapshot; an undecodable one is an error).
+    pub fn backup_header(&self) -> Result<Option<BackupHeader>, SnapshotError> {
+        match self.section(BACKUP_SECTION) {
+            None => Ok(None),
+            Some(b) => postcard::from_bytes(b)
+                .map(Some)
+                .map_err(|_| SnapshotError::Malformed("undecodable backup header")),
+        }
     }
 
     /// The raw bytes of a section.
@@ -368,7 +450,7 @@ pub fn encode_store<K: StoreKey, V: StoreValue>(store: &Store<K, V>) -> Vec<u8> 
     let items = SeqVec(
         store
             .iter()
-            .map(|(k, v)| (Bytes(key_bytes(k)), Bytes(codec::encode(v))))
+            .map(|(k, v)| (Bytes(key_bytes(&k)), Bytes(codec::encode(&v))))
             .collect(),
     );
     postcard::to_allocvec(&items).unwrap_or_default()

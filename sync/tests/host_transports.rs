@@ -51,7 +51,7 @@ fn expected() -> S {
     let (a, b) = diverged();
     let mut u = a.clone();
     for (k, v) in b.iter() {
-        u.join(*k, v);
+        u.join(k, &v);
     }
     u
 }
@@ -118,6 +118,7 @@ async fn over_tcp() -> Report {
             .with_cluster("host-transports", 1..=2)
             .with_tls(identity)
             .with_replica(ReplicaId::from_u128(u128::from(id) + 100))
+            .in_memory()
             // Only the session the dialer starts at connect.
             .with_ae_interval(Duration::from_secs(3600))
             .with_backoff(Duration::from_millis(20), Duration::from_millis(200))

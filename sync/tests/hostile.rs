@@ -795,7 +795,7 @@ fn a_hostile_node_cannot_stop_honest_ones_from_converging() {
     let (a, b) = two_sided();
     let mut expected = a.clone();
     for (k, v) in b.iter() {
-        expected.join(*k, v);
+        expected.join(k, &v);
     }
     let mut sim = Simulator::new(5);
     sim.set_default_link(LinkConfig::wan(SimTime::from_millis(100)).with_loss(0.05));

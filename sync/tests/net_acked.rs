@@ -26,6 +26,7 @@ fn replica(ca: &ClusterCa, id: u64) -> Replica {
         .with_cluster("test", 1..=3)
         .with_tls(identity)
         .with_replica(ReplicaId::from_u128(u128::from(id)))
+        .in_memory()
         .with_ae_interval(Duration::from_secs(60))
         .with_backoff(Duration::from_millis(20), Duration::from_millis(200));
     let store: Store<u32, GCounter> = Store::new();
@@ -78,10 +79,11 @@ async fn acked_deltas_converge_a_full_mesh() {
     for round in 0..20u64 {
         for (i, r) in rs.iter().enumerate() {
             let own = 100 + i as u32;
-            let _ = r.views.update(0, |c| c.increment(r.id, 1)).unwrap();
+            let _ = r.views.update(0, |c| c.increment(r.id, 1)).await.unwrap();
             let _ = r
                 .views
                 .update(own, |c| c.increment(r.id, round + 1))
+                .await
                 .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

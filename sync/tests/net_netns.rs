@@ -139,7 +139,8 @@ impl Drop for Lab {
     }
 }
 
-const FLAGS: [&str; 10] = [
+const FLAGS: [&str; 11] = [
+    "--in-memory",
     "--ae-ms",
     "1000",
     "--idle-ms",

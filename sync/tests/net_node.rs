@@ -13,6 +13,7 @@ use accordant_sync::net::proxy::{LinkSpec, Proxy};
 use accordant_sync::net::wire::{Frame, Handshake, MAGIC};
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, NodeEvent, TlsIdentity};
 use accordant_sync::snapshot::SnapshotError;
+use accordant_sync::store::StorageError;
 use accordant_sync::wire::FrameReader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,6 +35,7 @@ fn config(id: u64, name: &str) -> NodeConfig {
 /// The same timings, no TLS material (plaintext must be chosen).
 fn plain_config(id: u64, name: &str) -> NodeConfig {
     NodeConfig::new(id, name)
+        .in_memory()
         .with_ae_interval(Duration::from_millis(500))
         .with_keepalive(Duration::from_millis(100), Duration::from_millis(600))
         .with_timeouts(
@@ -69,13 +71,18 @@ fn replica(config: NodeConfig, restore: Option<&std::path::Path>, incarnation: u
 }
 
 impl Replica {
-    fn increment(&self, k: u32, n: u64) {
-        let _ = self.views.update(k, |c| c.increment(self.id, n)).unwrap();
+    async fn increment(&self, k: u32, n: u64) {
+        let _ = self
+            .views
+            .update(k, |c| c.increment(self.id, n))
+            .await
+            .unwrap();
     }
-    fn tag(&self, k: &str, e: &str) {
+    async fn tag(&self, k: &str, e: &str) {
         let _ = self
             .tags
             .update(k.to_string(), |s| s.add(self.id, e.to_string()))
+            .await
             .unwrap();
     }
     fn total(&self) -> u64 {
@@ -113,9 +120,9 @@ async fn deltas_flow_while_connected_and_sessions_verify() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for k in 0..200 {
-        a.increment(k, 1);
-        b.increment(k, 2);
-        b.tag("cart", &format!("item-{}", k % 10));
+        a.increment(k, 1).await;
+        b.increment(k, 2).await;
+        b.tag("cart", &format!("item-{}", k % 10)).await;
     }
     converge(&[&a, &b], Duration::from_secs(5)).await;
     assert_eq!(a.total(), 600);
@@ -155,15 +162,15 @@ async fn a_partition_heals_by_anti_entropy_through_the_delaying_proxy() {
     while b.node.peers().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    a.increment(1, 1);
+    a.increment(1, 1).await;
     converge(&[&a, &b], Duration::from_secs(5)).await;
 
     proxy.cut("a", "b");
     for k in 0..50 {
-        a.increment(k, 1);
-        b.increment(k + 25, 10);
-        a.tag("t", &format!("a{k}"));
-        b.tag("t", &format!("b{k}"));
+        a.increment(k, 1).await;
+        b.increment(k + 25, 10).await;
+        a.tag("t", &format!("a{k}")).await;
+        b.tag("t", &format!("b{k}")).await;
     }
     // The keepalive notices the partition: both sides drop the connection.
     let start = Instant::now();
@@ -203,7 +210,7 @@ async fn full_queues_drop_deltas_and_anti_entropy_repairs_them() {
     // A burst with no await in between: the writer task cannot drain the
     // queue of 4, so nearly every delta is dropped (and counted).
     for k in 0..1000 {
-        a.increment(k, 1);
+        a.increment(k, 1).await;
     }
     assert!(a.node.stats().deltas_dropped >= 990, "{:?}", a.node.stats());
     converge(&[&a, &b], Duration::from_secs(5)).await;
@@ -222,8 +229,8 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     let addr = a.node.listen(local()).await.unwrap();
     b.node.dial(addr, 1);
     for k in 0..100 {
-        a.increment(k, 1);
-        a.tag("before", &format!("e{k}"));
+        a.increment(k, 1).await;
+        a.tag("before", &format!("e{k}")).await;
     }
     let info = a.node.snapshot(&snap).await.unwrap();
     assert_eq!(info.keys, 101);
@@ -233,7 +240,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     a.node.kill().await;
 
     for k in 0..100 {
-        b.increment(k, 5); // the other region keeps writing
+        b.increment(k, 5).await; // the other region keeps writing
     }
     // A torn copy of the snapshot is refused whole, with a typed error.
     let torn = dir.join("torn.snap");
@@ -241,7 +248,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
         NodeBuilder::new(config(1, "a")).restore(&torn),
-        Err(SnapshotError::Truncated { .. })
+        Err(StorageError::Backup(SnapshotError::Truncated { .. }))
     ));
     let a2 = replica(config(1, "a"), Some(&snap), 1);
     assert_eq!(
@@ -253,7 +260,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     converge(&[&a2, &b], Duration::from_secs(10)).await;
     assert_eq!(a2.total(), 600);
     assert_eq!(a2.tags.get(&"before".into()).unwrap().len(), 100);
-    a2.increment(7, 1); // new writes under the new incarnation's replica id
+    a2.increment(7, 1).await; // new writes under the new incarnation's replica id
     converge(&[&a2, &b], Duration::from_secs(5)).await;
     assert_eq!(b.total(), 601);
     b.node.shutdown().await.unwrap();
@@ -266,7 +273,7 @@ async fn a_hostile_delta_closes_the_connection_and_changes_nothing() {
     // The plaintext path (frames after the handshake); TLS in front of it
     // is tested in net_security.rs.
     let a = replica(plain_config(1, "a").insecure_plaintext(), None, 0);
-    a.increment(1, 1);
+    a.increment(1, 1).await;
     let root = a.roots();
     let addr = a.node.listen(local()).await.unwrap();
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

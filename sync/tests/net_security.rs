@@ -53,6 +53,7 @@ fn config(id: u64) -> NodeConfig {
         .with_cluster(CLUSTER, MEMBERS)
         .with_tls(identity(ca(), id))
         .with_replica(replica_of(id))
+        .in_memory()
         .with_backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
@@ -79,11 +80,16 @@ impl Victim {
         // Some writes of its own, so forgeries have something to exceed.
         let me = replica_of(1);
         for _ in 0..3 {
-            let _ = v.views.update("k".into(), |c| c.increment(me, 1)).unwrap();
+            let _ = v
+                .views
+                .update("k".into(), |c| c.increment(me, 1))
+                .await
+                .unwrap();
         }
         let _ = v
             .tags
             .update("t".into(), |s| s.add(me, "mine".into()))
+            .await
             .unwrap();
         v
     }
@@ -107,6 +113,7 @@ impl Victim {
         let key = format!("from-{id}");
         let _ = views
             .update(key.clone(), |c| c.increment(replica_of(id), 5))
+            .await
             .unwrap();
         let start = Instant::now();
         while self.views.get(&key).map(|c| c.value()) != Some(5)
@@ -253,11 +260,15 @@ async fn a_node_without_tls_material_refuses_to_start() {
     assert!(err.to_string().contains("no TLS material"), "{err}");
     // Material whose certificate names another node is refused too.
     let wrong = NodeConfig::new(1, "n1")
+        .in_memory()
         .with_cluster(CLUSTER, MEMBERS)
         .with_tls(identity(ca(), 2));
-    assert!(NodeBuilder::new(wrong).start().is_err());
+    let err = NodeBuilder::new(wrong)
+        .start()
+        .expect_err("another node's certificate");
+    assert!(err.to_string().contains("names"), "{err}");
     // Plaintext only when asked for by name.
-    let plain = NodeBuilder::new(NodeConfig::new(1, "n1").insecure_plaintext())
+    let plain = NodeBuilder::new(NodeConfig::new(1, "n1").insecure_plaintext().in_memory())
         .start()
         .unwrap();
     plain.shutdown().await.unwrap();
@@ -336,6 +347,7 @@ async fn a_certificate_from_another_ca_is_refused() {
     // listening is refused by the victim's dialer.
     let mut rb = NodeBuilder::new(
         NodeConfig::new(2, "rogue")
+            .in_memory()
             .with_cluster(CLUSTER, MEMBERS)
             .with_tls(TlsIdentity::from_pem(&roots, &cert.cert_pem, &cert.key_pem).unwrap()),
     );
@@ -418,6 +430,7 @@ async fn a_member_cannot_claim_another_members_id() {
     assert!(v.node.peers().iter().any(|(p, _)| p.0 == 3));
     let _ = m3_views
         .update("still".into(), |c| c.increment(replica_of(3), 1))
+        .await
         .unwrap();
     wait_for("member 3 still syncs", Duration::from_secs(5), || {
         v.views.get(&"still".into()).is_some()
@@ -465,7 +478,11 @@ async fn forged_dots_and_counts_of_the_receivers_own_replica_are_refused() {
     assert!(v.stats().peer_faults >= 2);
     assert_eq!(v.state(), before, "nothing was applied");
     // The victim's own writes go on as before.
-    let _ = v.views.update("k".into(), |c| c.increment(me, 1)).unwrap();
+    let _ = v
+        .views
+        .update("k".into(), |c| c.increment(me, 1))
+        .await
+        .unwrap();
     assert_eq!(v.views.get(&"k".into()).unwrap().count(&me), 4);
     v.still_serves(2).await;
     v.node.shutdown().await.unwrap();
@@ -504,10 +521,12 @@ async fn a_counter_at_u64_max_and_a_context_up_to_u64_max_are_refused() {
     let _ = v
         .views
         .update("k".into(), |c| c.increment(replica_of(1), 1))
+        .await
         .unwrap();
     let _ = v
         .tags
         .update("t".into(), |s| s.add(replica_of(1), "more".into()))
+        .await
         .unwrap();
     v.still_serves(2).await;
     v.node.shutdown().await.unwrap();
@@ -591,6 +610,7 @@ async fn an_oversized_handshake_frame_is_refused_from_its_length() {
     let v = Victim::start(
         NodeConfig::new(1, "n1")
             .insecure_plaintext()
+            .in_memory()
             .with_replica(replica_of(1)),
     )
     .await;
@@ -756,6 +776,7 @@ async fn certificates_rotate_without_a_restart() {
     let n2 = new_ca.issue(2).unwrap();
     let n2_config = || {
         NodeConfig::new(2, "n2")
+            .in_memory()
             .with_cluster(CLUSTER, MEMBERS)
             .with_tls(TlsIdentity::from_pem(&both, &n2.cert_pem, &n2.key_pem).unwrap())
             .with_replica(replica_of(2))
@@ -784,6 +805,7 @@ async fn certificates_rotate_without_a_restart() {
     n2_node.dial(v.addr, 1);
     let _ = views
         .update("rotated".into(), |c| c.increment(replica_of(2), 1))
+        .await
         .unwrap();
     wait_for("node 2 syncs", Duration::from_secs(10), || {
         v.views.get(&"rotated".into()).is_some()

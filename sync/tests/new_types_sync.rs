@@ -48,7 +48,7 @@ fn diverge_and_sync<V: StoreValue>(
     let _ = b.update(1000, |v| write(v, r(2), 7)).unwrap();
     let mut expected = a.clone();
     for (k, v) in b.iter() {
-        expected.join(*k, v);
+        expected.join(k, &v);
     }
     sync(&mut a, &mut b);
     assert!(a == expected && b == expected, "both stores hold the join");

@@ -16,7 +16,7 @@ fn r(n: u128) -> ReplicaId {
 fn joined<K: StoreKey, V: StoreValue>(a: &Store<K, V>, b: &Store<K, V>) -> Store<K, V> {
     let mut j = a.clone();
     for (k, v) in b.iter() {
-        j.join(k.clone(), v);
+        j.join(k, &v);
     }
     j
 }
@@ -218,7 +218,7 @@ fn the_winning_lww_value_travels_once() {
     });
     let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).unwrap();
     assert_eq!(a.root_digest(), b.root_digest());
-    assert_eq!(a.get(&1).and_then(|v| v.get()), Some(&vec![1; 256]));
+    assert_eq!(a.get(&1).and_then(|v| v.get().cloned()), Some(vec![1; 256]));
     // The 256-byte value crosses once, from b; a (which lost) never echoes
     // it back: a sends only its root, a stamp and `Done`.
     assert!(sa.bytes_sent < 128, "{sa:?}");

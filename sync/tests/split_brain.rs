@@ -274,7 +274,7 @@ impl Workload for Sets {
                 return Err(format!("unexpected key {k}"));
             }
             for &e in set.iter() {
-                if self.model.live(k, e) == 0 {
+                if self.model.live(&k, e) == 0 {
                     return Err(format!("{k}: {e} was removed but is present"));
                 }
             }
@@ -390,7 +390,7 @@ impl Workload for Carts {
                     .model
                     .adds
                     .keys()
-                    .any(|(mk, e)| mk == k && item(*e) == *name);
+                    .any(|(mk, e)| *mk == k && item(*e) == *name);
                 if !known {
                     return Err(format!("{k}: unexpected item {name} × {qty}"));
                 }
@@ -776,7 +776,7 @@ fn run<W: Workload>(mut w: W, faults: &Faults, seed: u64) -> Report {
     let store = sim.node(eu).expect("EU").store();
     let state_bytes = store
         .iter()
-        .map(|(_, v)| accordant::codec::encoded_len(v))
+        .map(|(_, v)| accordant::codec::encoded_len(&v))
         .sum();
     let keys = store.len();
 

@@ -67,10 +67,7 @@ fn leaf_hashes<V: StoreValue>(store: &Keyed<V>) -> Vec<u8> {
 }
 
 /// Every `(key, value)` of `store` in the given leaves (sorted).
-fn items_in_leaves<'a, V: StoreValue>(
-    store: &'a Keyed<V>,
-    leaves: &[u32],
-) -> Vec<(&'a u64, &'a V)> {
+fn items_in_leaves<V: StoreValue>(store: &Keyed<V>, leaves: &[u32]) -> Vec<(u64, V)> {
     let mut items = Vec::new();
     for &leaf in leaves {
         // A 15-bit leaf is two of the store's 16-bit (level 4) nodes.
@@ -161,7 +158,10 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
     let mut to_a = Vec::new();
     encode_mismatch(&mut to_a, &mismatch);
     if !mismatch.is_empty() {
-        push_items(&mut to_a, items_in_leaves(b, &mismatch).into_iter());
+        push_items(
+            &mut to_a,
+            items_in_leaves(b, &mismatch).iter().map(|(k, v)| (k, v)),
+        );
     }
     out.cpu_b += t.elapsed();
     out.bytes_b_to_a += to_a.len() as u64;
@@ -193,7 +193,10 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
         return out;
     }
     let mut to_b = Vec::new();
-    push_items(&mut to_b, items_in_leaves(a, &leaves).into_iter());
+    push_items(
+        &mut to_b,
+        items_in_leaves(a, &leaves).iter().map(|(k, v)| (k, v)),
+    );
     for (k, v) in theirs {
         a.join(k, &v);
     }

@@ -280,8 +280,8 @@ pub(crate) fn reference_root<V: StoreValue>(a: &Keyed<V>, b: &Keyed<V>) -> [u8; 
     let mut r = a.clone();
     for (k, v) in b.iter() {
         // Joining an equal value changes nothing; skip the re-encoding.
-        if r.get(k) != Some(v) {
-            r.join(*k, v);
+        if r.get(&k) != Some(v.clone()) {
+            r.join(k, &v);
         }
     }
     *r.root_digest().as_bytes()
@@ -291,7 +291,7 @@ pub(crate) fn reference_root<V: StoreValue>(a: &Keyed<V>, b: &Keyed<V>) -> [u8; 
 pub(crate) fn mean_value_bytes<V: StoreValue>(store: &Keyed<V>) -> u64 {
     let total: u64 = store
         .iter()
-        .map(|(_, v)| codec::encoded_len(v) as u64)
+        .map(|(_, v)| codec::encoded_len(&v) as u64)
         .sum();
     total.checked_div(store.len() as u64).unwrap_or(0)
 }
@@ -317,8 +317,8 @@ pub(crate) fn lower_bound<V: StoreValue>(
         // this double-counts with the naming bits above; it is slack the
         // floor grants every protocol alike.
         bytes += key_bytes(k).len() as u64;
-        let av = a.get(k).cloned().unwrap_or_default();
-        let bv = b.get(k).cloned().unwrap_or_default();
+        let av = a.get(k).unwrap_or_default();
+        let bv = b.get(k).unwrap_or_default();
         // A key on one side only: the delta against bottom is the whole value.
         for delta in [av.delta(&bv), bv.delta(&av)] {
             if !delta.is_bottom() {

@@ -151,7 +151,7 @@ fn run_inner<V: StoreValue>(
             .map(|h| h.0)
             .collect();
         let mut to_b = Vec::new();
-        push_items(&mut to_b, items.into_iter());
+        push_items(&mut to_b, items.iter().map(|(k, v)| (k, v)));
         push_varint(&mut to_b, ask.len() as u64);
         for h in &ask {
             to_b.extend_from_slice(&h.to_be_bytes());
@@ -184,7 +184,7 @@ fn run_inner<V: StoreValue>(
             b.join(k, &v);
         }
         for h in asked_hashes {
-            answer.extend(b.items_at(h).map(|(k, v, _)| (*k, v.clone())));
+            answer.extend(b.items_at(h).map(|(k, v, _)| (k, v)));
         }
         let mut to_a = Vec::new();
         push_items(&mut to_a, answer.iter().map(|(k, v)| (k, v)));

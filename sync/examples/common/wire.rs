@@ -75,7 +75,7 @@ pub(crate) fn push_items<'a, V: StoreValue + 'a>(
 pub(crate) fn encode_all<V: StoreValue>(store: &Keyed<V>) -> Vec<u8> {
     let mut buf = Vec::new();
     let items: Vec<_> = store.iter().collect();
-    push_items(&mut buf, items.into_iter());
+    push_items(&mut buf, items.iter().map(|(k, v)| (k, v)));
     buf
 }
 

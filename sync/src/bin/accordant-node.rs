@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! accordant-node certs --out DIR --cluster NAME --nodes 1,2,3
-//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 --tls DIR [--cluster NAME]
-//!                [--members 1,2,3] [--snapshot FILE [--restore]]
+//! accordant-node --id 1 --name eu --listen 127.0.0.1:0 --tls DIR (--data DIR | --in-memory)
+//!                [--cluster NAME] [--members 1,2,3] [--fsync every|window:MS|off] [--resync]
+//!                [--snapshot FILE [--restore]]
 //!                [--ae-ms 1000] [--idle-ms 1500] [--ping-ms 300] [--handshake-ms 1000]
 //!                [--backoff-max-ms 500]
 //! accordant-node --id 1 ... --insecure-plaintext        (tests and cost comparisons only)
@@ -21,24 +22,41 @@
 //! defaults to `accordant`.
 //!
 //! The node holds two channels: `counters` (`Store<String, GCounter>`) and
-//! `sets` (`Store<String, OrSet<String>>`), and writes under a fresh replica
-//! id every time it starts (see `accordant_sync::snapshot`). It prints
-//! `LISTENING <addr>` once ready, then answers each command with one line:
+//! `sets` (`Store<String, OrSet<String>>`). With `--data DIR` (required
+//! unless `--in-memory` is given) it keeps its database in `DIR`: a write
+//! is acknowledged once committed (group commit, a 2 ms window by default;
+//! `--fsync every` commits each write alone, `--fsync off` skips the fsync
+//! and survives nothing), and the node keeps its replica id across
+//! restarts. `--restore` imports the backup at `--snapshot FILE` (this
+//! node's and cluster's only) and moves to a new replica id; `--resync`
+//! starts even on a corrupt database, moving it aside and pulling
+//! everything from the peers. It prints `LISTENING <addr>` once ready, then
+//! answers each command with one line:
 //!
 //! | command | answer |
 //! |---|---|
 //! | `dial <addr> <id>` | `OK` (keeps reconnecting with backoff; the peer must authenticate as node `<id>`) |
-//! | `inc <key> <n>` | `OK` once applied: the increment is acknowledged |
-//! | `add <key> <elem>` | `OK` once applied |
+//! | `inc <key> <n>` | `OK` once acknowledged (durable with `--data`) |
+//! | `add <key> <elem>` | `OK` once acknowledged |
+//! | `count <key>` | `COUNT <total> <replica>=<n> ...`: the counter's entries |
+//! | `replica` | `REPLICA <id> <generation>` |
 //! | `digest` | `DIGEST <hex>`: both channels' root digests |
 //! | `dump` | `DUMP <key>=<n> ... ; <key>=<e>,<e> ...` |
 //! | `peers` | `PEERS <n>` connected peers |
-//! | `snapshot` | `OK <bytes> <keys>` once the file is on disk |
+//! | `snapshot` | `OK <bytes> <keys>` once the backup is on disk |
+//! | `flush` | `OK` once everything staged is committed |
 //! | `stats` | `STATS k=v ...` |
 //! | `reload-tls` | `OK` once the CA bundle and the node's certificate and key are reloaded from `--tls DIR` (new connections use them) |
-//! | `quit` (or end of input) | `BYE` after a graceful shutdown |
+//! | `quit` (or end of input) | `BYE` after a graceful shutdown (commits) |
 //!
-//! Errors answer `ERR <why>`.
+//! A line `@<tag> inc ...` or `@<tag> add ...` is a pipelined write: it
+//! runs concurrently with the following commands (so writes share group
+//! commits) and is answered `@<tag> OK` or `@<tag> ERR <why>` once
+//! acknowledged or refused, in completion order.
+//!
+//! Errors answer `ERR <why>`; a refused write answers `ERR` and was not
+//! stored. A node whose database is foreign, corrupt or unreadable prints
+//! `ERR open: <why>` and exits with status 1.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -47,7 +65,7 @@ use std::time::Duration;
 
 use accordant::{GCounter, OrSet};
 use accordant_sync::net::{certs, Channel, Node, NodeBuilder, NodeConfig, TlsIdentity};
-use accordant_sync::snapshot::new_incarnation_id;
+use accordant_sync::store::db::Fsync;
 
 struct Args {
     id: u64,
@@ -59,6 +77,10 @@ struct Args {
     listen: SocketAddr,
     snapshot: Option<PathBuf>,
     restore: bool,
+    data: Option<PathBuf>,
+    in_memory: bool,
+    resync: bool,
+    fsync: Fsync,
     ae: Duration,
     idle: Duration,
     ping: Duration,
@@ -77,6 +99,10 @@ fn parse() -> Result<Args, String> {
         listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
         snapshot: None,
         restore: false,
+        data: None,
+        in_memory: false,
+        resync: false,
+        fsync: Fsync::default(),
         ae: Duration::from_millis(1000),
         idle: Duration::from_millis(1500),
         ping: Duration::from_millis(300),
@@ -85,8 +111,13 @@ fn parse() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--restore" {
-            a.restore = true;
+        match flag.as_str() {
+            "--restore" => a.restore = true,
+            "--in-memory" => a.in_memory = true,
+            "--resync" => a.resync = true,
+            _ => {}
+        }
+        if matches!(flag.as_str(), "--restore" | "--in-memory" | "--resync") {
             continue;
         }
         if flag == "--insecure-plaintext" {
@@ -107,6 +138,17 @@ fn parse() -> Result<Args, String> {
             "--name" => a.name = v.clone(),
             "--listen" => a.listen = v.parse().map_err(|e| format!("--listen: {e}"))?,
             "--snapshot" => a.snapshot = Some(PathBuf::from(&v)),
+            "--data" => a.data = Some(PathBuf::from(&v)),
+            "--fsync" => {
+                a.fsync = match v.as_str() {
+                    "every" => Fsync::EveryWrite,
+                    "off" => Fsync::Off,
+                    w => match w.strip_prefix("window:").map(str::parse::<u64>) {
+                        Some(Ok(ms)) => Fsync::Window(Duration::from_millis(ms)),
+                        _ => return Err(format!("--fsync: every, window:MS or off, not {w:?}")),
+                    },
+                }
+            }
             "--ae-ms" => a.ae = ms()?,
             "--idle-ms" => a.idle = ms()?,
             "--ping-ms" => a.ping = ms()?,
@@ -117,6 +159,14 @@ fn parse() -> Result<Args, String> {
     }
     if a.id == 0 {
         return Err("--id is required (and not 0)".into());
+    }
+    if a.data.is_none() && !a.in_memory {
+        return Err(
+            "--data DIR is required (or --in-memory, which loses every write on exit)".into(),
+        );
+    }
+    if a.data.is_some() && a.in_memory {
+        return Err("--data and --in-memory exclude each other".into());
     }
     if a.name.is_empty() {
         a.name = format!("node-{}", a.id);
@@ -218,9 +268,8 @@ async fn run(args: Args) -> i32 {
             Duration::from_secs(3),
             Duration::from_secs(5),
         )
-        .with_backoff(Duration::from_millis(50), args.backoff_max);
-    let replica = new_incarnation_id(&args.name);
-    let config = config.with_replica(replica);
+        .with_backoff(Duration::from_millis(50), args.backoff_max)
+        .with_fsync(args.fsync);
     let config = match &args.tls {
         Some(dir) => {
             let members = args.members.clone().unwrap_or_else(|| members_in(dir));
@@ -241,7 +290,22 @@ async fn run(args: Args) -> i32 {
             )
             .insecure_plaintext(),
     };
-    let mut builder = NodeBuilder::new(config);
+    let config = match &args.data {
+        Some(dir) => config.with_data_dir(dir),
+        None => config.in_memory(),
+    };
+    let config = if args.resync {
+        config.resync_from_peers()
+    } else {
+        config
+    };
+    let mut builder = match NodeBuilder::new(config).open() {
+        Ok(b) => b,
+        Err(e) => {
+            println!("ERR open: {e}");
+            return 1;
+        }
+    };
     if let (true, Some(path)) = (args.restore, &args.snapshot) {
         if path.exists() {
             builder = match builder.restore(path) {
@@ -259,7 +323,7 @@ async fn run(args: Args) -> i32 {
     let (counters, sets) = match channels {
         Ok(c) => c,
         Err(e) => {
-            println!("ERR restore: {e}");
+            println!("ERR open: {e}");
             return 1;
         }
     };
@@ -277,6 +341,7 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
     };
+    let replica = node.replica();
     println!("LISTENING {addr}");
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
@@ -297,13 +362,29 @@ async fn run(args: Args) -> i32 {
         tls: args.tls,
         id: args.id,
     };
+    let mut inflight = tokio::task::JoinSet::new();
     while let Some(line) = rx.recv().await {
         if line.trim() == "quit" {
             break;
         }
+        while inflight.try_join_next().is_some() {}
+        if let Some(rest) = line.trim().strip_prefix('@') {
+            // Pipelined: `@<tag> inc|add ...` runs concurrently with the
+            // next commands and answers `@<tag> OK|ERR ...` when done.
+            let (tag, cmd) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (tag, cmd) = (tag.to_string(), cmd.to_string());
+            let (counters, sets, replica) = (app.counters.clone(), app.sets.clone(), app.replica);
+            inflight.spawn(async move {
+                let answer = write(&counters, &sets, replica, &cmd).await;
+                println!("@{tag} {answer}");
+            });
+            continue;
+        }
         let answer = app.command(line.trim()).await;
         println!("{answer}");
     }
+    // Writes still in flight are answered before the shutdown.
+    while inflight.join_next().await.is_some() {}
     match app.node.shutdown().await {
         Ok(_) => {
             println!("BYE");
@@ -313,6 +394,38 @@ async fn run(args: Args) -> i32 {
             println!("ERR shutdown: {e}");
             1
         }
+    }
+}
+
+/// `inc <key> <n>` or `add <key> <elem>`: the answer once acknowledged.
+async fn write(
+    counters: &Channel<String, GCounter>,
+    sets: &Channel<String, OrSet<String>>,
+    replica: accordant::ReplicaId,
+    line: &str,
+) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let r = match words.as_slice() {
+        ["inc", key, n] => {
+            let Ok(n) = n.parse::<u64>() else {
+                return "ERR bad number".into();
+            };
+            counters
+                .update(key.to_string(), |c| c.increment(replica, n))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        ["add", key, elem] => sets
+            .update(key.to_string(), |s| s.add(replica, elem.to_string()))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        _ => Err(format!("unknown write {line:?}")),
+    };
+    match r {
+        Ok(()) => "OK".into(),
+        Err(e) => format!("ERR {e}"),
     }
 }
 
@@ -338,25 +451,9 @@ impl App {
                 (Err(e), _) => format!("ERR {e}"),
                 (_, Err(e)) => format!("ERR {e}"),
             },
-            ["inc", key, n] => {
-                let Ok(n) = n.parse::<u64>() else {
-                    return "ERR bad number".into();
-                };
-                match self
-                    .counters
-                    .update(key.to_string(), |c| c.increment(self.replica, n))
-                {
-                    Ok(_) => "OK".into(),
-                    Err(e) => format!("ERR {e}"),
-                }
+            ["inc", ..] | ["add", ..] => {
+                write(&self.counters, &self.sets, self.replica, line).await
             }
-            ["add", key, elem] => match self
-                .sets
-                .update(key.to_string(), |s| s.add(self.replica, elem.to_string()))
-            {
-                Ok(_) => "OK".into(),
-                Err(e) => format!("ERR {e}"),
-            },
             ["digest"] => {
                 let roots: Vec<String> = self.node.roots().iter().map(|d| d.to_string()).collect();
                 format!("DIGEST {}", roots.join("/"))
@@ -390,6 +487,17 @@ impl App {
                     },
                     Err(e) => format!("ERR {e}"),
                 },
+            },
+            ["count", key] => {
+                let c = self.counters.get(&key.to_string()).unwrap_or_default();
+                let mut entries: Vec<String> = c.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                entries.sort();
+                format!("COUNT {} {}", c.value(), entries.join(" "))
+            }
+            ["replica"] => format!("REPLICA {} {}", self.node.replica(), self.node.generation()),
+            ["flush"] => match self.node.flush() {
+                Ok(()) => "OK".into(),
+                Err(e) => format!("ERR {e}"),
             },
             ["snapshot"] => match &self.snapshot {
                 None => "ERR no --snapshot path".into(),

@@ -25,7 +25,7 @@ impl<K: StoreKey, V: StoreValue> ReplicaState for Store<K, V> {
             .iter()
             .filter_map(|(k, v)| {
                 let novel = match self.get(k) {
-                    Some(mine) => v.delta(mine),
+                    Some(mine) => v.delta(&mine),
                     None => v.clone(),
                 };
                 (!novel.is_bottom()).then(|| (k.clone(), novel))

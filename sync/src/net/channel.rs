@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use accordant::Claims;
 
+use super::commit::{settle, Commits};
 use super::shared::{lock, Shared};
 use super::wire::Frame;
 use crate::delta::{DeltaReplicator, Outbox};
@@ -22,12 +23,25 @@ use crate::message::Bytes;
 use crate::peer::PeerId;
 use crate::session::{Session, SessionConfig, SessionStats};
 use crate::snapshot::encode_store;
-use crate::store::{Store, StoreKey, StoreValue};
+use crate::store::db::Fsync;
+use crate::store::{StorageError, Store, StoreKey, StoreValue, UpdateError};
 
 /// A channel's state: the store and its delta path, under one lock.
 pub(crate) struct ChannelState<K, V> {
     pub(crate) store: Store<K, V>,
     pub(crate) replicator: Box<dyn DeltaReplicator<K, V>>,
+    /// Local writes staged so far (the last ticket handed out).
+    pub(crate) staged: u64,
+}
+
+impl<K: StoreKey, V: StoreValue> ChannelState<K, V> {
+    pub(crate) fn new(store: Store<K, V>, replicator: Box<dyn DeltaReplicator<K, V>>) -> Self {
+        ChannelState {
+            store,
+            replicator,
+            staged: 0,
+        }
+    }
 }
 
 /// One store of a node.
@@ -37,6 +51,25 @@ pub(crate) struct ChannelShared<K, V> {
     pub(crate) node: Arc<Shared>,
     pub(crate) state: Mutex<ChannelState<K, V>>,
     pub(crate) session: SessionConfig,
+    pub(crate) commits: Commits,
+}
+
+impl<K: StoreKey, V: StoreValue> ChannelShared<K, V> {
+    /// Commits what the store has staged before its state can leave the
+    /// node (see [`super::commit`]); a failed commit rolls it back.
+    fn settle(&self, st: &mut ChannelState<K, V>) {
+        if self.commits.durable && st.store.is_dirty() {
+            let _ = settle(&self.commits, &mut st.store, st.staged);
+        }
+    }
+
+    /// A store read failure recorded during a step, as a session error.
+    fn fault(&self, st: &ChannelState<K, V>) -> Result<(), SyncError> {
+        match st.store.take_fault() {
+            Some(e) => Err(SyncError::LocalStorage(e.to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A channel as the connections see it.
@@ -49,7 +82,16 @@ pub(crate) trait ErasedChannel: Send + Sync {
     fn disconnected(&self, peer: PeerId);
     fn tick(&self);
     fn encode_section(&self) -> (Vec<u8>, u64);
+    fn types(&self) -> String;
     fn root_digest(&self) -> Digest;
+    /// Commits whatever is staged (shutdown, `quit`).
+    fn flush(&self) -> Result<(), Arc<StorageError>>;
+    /// Waits for staged writes and commits them, window by window, until
+    /// `stop` (only for durable channels under [`Fsync::Window`]).
+    fn committer(
+        self: Arc<Self>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>;
 }
 
 /// A session as the connections see it.
@@ -89,8 +131,14 @@ struct SessionOn<K, V> {
 
 impl<K: StoreKey + Send, V: StoreValue + Send> ErasedSession for SessionOn<K, V> {
     fn handle(&mut self, msg: &[u8]) -> Result<(), SyncError> {
-        let mut st = lock(&self.channel.state);
-        self.session.handle(&mut st.store, msg)
+        let mut guard = lock(&self.channel.state);
+        let st = &mut *guard;
+        let r = self.session.handle(&mut st.store, msg);
+        // What the session staged (joins) and any local write staged
+        // meanwhile are committed before its answer can leave.
+        self.channel.settle(st);
+        self.channel.fault(st)?;
+        r
     }
 
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -117,8 +165,9 @@ where
 
     fn initiate(self: Arc<Self>) -> Box<dyn ErasedSession> {
         let session = {
-            let st = lock(&self.state);
-            Session::initiate(&st.store, self.session)
+            let mut guard = lock(&self.state);
+            self.settle(&mut guard);
+            Session::initiate(&guard.store, self.session)
         };
         Box::new(SessionOn {
             channel: self,
@@ -140,14 +189,19 @@ where
         let mut out = PeerOutbox::new(&self.node, self.index);
         // Every value of the payload passes the node's admission policy
         // before any is joined.
+        self.settle(st);
         let admission = &self.node.config.admission;
-        st.replicator
-            .on_receive(from, payload, &mut st.store, admission, &mut out)
+        let r = st
+            .replicator
+            .on_receive(from, payload, &mut st.store, admission, &mut out);
+        self.fault(st)?;
+        r
     }
 
     fn connected(&self, peer: PeerId) {
         let mut guard = lock(&self.state);
         let st = &mut *guard;
+        self.settle(st);
         let mut out = PeerOutbox::new(&self.node, self.index);
         st.replicator.on_connect(peer, &st.store, &mut out);
     }
@@ -159,6 +213,9 @@ where
     fn tick(&self) {
         let mut guard = lock(&self.state);
         let st = &mut *guard;
+        // Commits what joins staged since the last tick (bounding what is
+        // held in memory), and anything a replicator could resend.
+        self.settle(st);
         let mut out = PeerOutbox::new(&self.node, self.index);
         st.replicator.on_tick(&st.store, &mut out);
     }
@@ -168,8 +225,47 @@ where
         (encode_store(&st.store), st.store.len() as u64)
     }
 
+    fn types(&self) -> String {
+        crate::snapshot::store_types::<K, V>()
+    }
+
     fn root_digest(&self) -> Digest {
         lock(&self.state).store.root_digest()
+    }
+
+    fn flush(&self) -> Result<(), Arc<StorageError>> {
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
+        if !self.commits.durable {
+            return Ok(());
+        }
+        settle(&self.commits, &mut st.store, st.staged)
+    }
+
+    fn committer(
+        self: Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let Fsync::Window(window) = self.commits.policy else {
+            return None;
+        };
+        if !self.commits.durable {
+            return None;
+        }
+        Some(Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = self.commits.kick.notified() => {}
+                    _ = stop.changed() => return,
+                }
+                if !window.is_zero() {
+                    tokio::time::sleep(window).await;
+                }
+                let mut guard = lock(&self.state);
+                let st = &mut *guard;
+                let _ = settle(&self.commits, &mut st.store, st.staged);
+            }
+        }))
     }
 }
 
@@ -177,9 +273,17 @@ where
 /// and writes. Cheap to clone; every clone is the same store.
 ///
 /// A write through [`Channel::update`] is *acknowledged* when `update`
-/// returns `Ok`: it is applied to the local store and its delta is queued
-/// for the connected peers. It is durable once a later
-/// [`Node::snapshot`](super::Node::snapshot) has returned.
+/// returns `Ok`. On a node with a data directory it is then durable: it
+/// was committed (with the replica's counters, which live in the values)
+/// under the node's [`Fsync`] policy, so a crash of the process does not
+/// lose it (see [`super::commit`]). On an in-memory node
+/// ([`NodeConfig::in_memory`](super::NodeConfig::in_memory)) it is only
+/// applied.
+///
+/// Local reads ([`Channel::get`], [`Channel::read`]) see the store as it
+/// is, staged writes included: a write whose `update` has not returned yet
+/// may be visible, and is gone after a crash if its commit had not
+/// happened (it was never acknowledged). Nothing staged is sent to a peer.
 pub struct Channel<K, V> {
     pub(crate) inner: Arc<ChannelShared<K, V>>,
 }
@@ -208,23 +312,61 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
     }
 
     /// Applies a delta mutator to the value under `key` (see
-    /// [`Store::update`]), then hands the delta to the delta path, which
-    /// queues it for every connected peer. Returns the delta. On error
-    /// nothing changes and nothing is sent.
-    pub fn update<E>(&self, key: K, f: impl FnOnce(&mut V) -> Result<V, E>) -> Result<V, E> {
+    /// [`Store::update`]), commits it (see [`super::commit`]), then hands
+    /// the delta to the delta path, which queues it for every connected
+    /// peer. Returns the delta once the write is acknowledged.
+    ///
+    /// On error nothing is acknowledged and nothing is sent: the mutator's
+    /// refusal changes nothing, and a write whose commit failed
+    /// ([`WriteError::Storage`]: a full disk, a read-only file system) was
+    /// rolled back. Reads and sync go on meanwhile.
+    pub async fn update<E>(
+        &self,
+        key: K,
+        f: impl FnOnce(&mut V) -> Result<V, E>,
+    ) -> Result<V, WriteError<E>> {
+        let commits = &self.inner.commits;
+        let ticket = {
+            let mut guard = lock(&self.inner.state);
+            let st = &mut *guard;
+            let delta = st.store.update(key.clone(), f).map_err(|e| match e {
+                UpdateError::Rejected(e) => WriteError::Rejected(e),
+                UpdateError::Storage(e) => WriteError::Storage(Arc::new(e)),
+            })?;
+            if !commits.durable {
+                self.acknowledged(st, &key, &delta);
+                return Ok(delta);
+            }
+            st.staged += 1;
+            let ticket = st.staged;
+            if !matches!(commits.policy, Fsync::Window(_)) {
+                // Every write commits on its own (with an fsync, or none
+                // under `Fsync::Off`).
+                settle(commits, &mut st.store, ticket).map_err(WriteError::Storage)?;
+                self.acknowledged(st, &key, &delta);
+                return Ok(delta);
+            }
+            (ticket, delta)
+        };
+        let (ticket, delta) = ticket;
+        commits.kick.notify_one();
+        commits.wait(ticket).await.map_err(WriteError::Storage)?;
         let mut guard = lock(&self.inner.state);
-        let st = &mut *guard;
-        let delta = st.store.update(key.clone(), f)?;
+        self.acknowledged(&mut guard, &key, &delta);
+        Ok(delta)
+    }
+
+    /// Hands an acknowledged write's delta to the delta path.
+    fn acknowledged(&self, st: &mut ChannelState<K, V>, key: &K, delta: &V) {
         let mut out = PeerOutbox::new(&self.inner.node, self.inner.index);
         st.replicator
-            .on_local_write(&key, &delta, &mut st.store, &mut out);
+            .on_local_write(key, delta, &mut st.store, &mut out);
         self.inner.node.counters.local_writes.add(1);
-        Ok(delta)
     }
 
     /// A copy of the value under `key`.
     pub fn get(&self, key: &K) -> Option<V> {
-        lock(&self.inner.state).store.get(key).cloned()
+        lock(&self.inner.state).store.get(key)
     }
 
     /// Runs `f` on the store (locked for the duration: keep it short).
@@ -237,9 +379,32 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
         lock(&self.inner.state).store.root_digest()
     }
 
-    /// A copy of the whole store.
+    /// An in-memory copy of the whole store.
     pub fn snapshot_store(&self) -> Store<K, V> {
-        lock(&self.inner.state).store.clone()
+        lock(&self.inner.state).store.to_memory()
+    }
+}
+
+/// Why [`Channel::update`] refused a write: it is not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError<E> {
+    /// The mutator refused the operation; nothing changed.
+    #[error("operation refused: {0}")]
+    Rejected(E),
+    /// The write could not be stored (read or commit failed); it was
+    /// rolled back, and nothing of it was sent.
+    #[error("write not stored: {0}")]
+    Storage(Arc<StorageError>),
+}
+
+impl<E> WriteError<E> {
+    /// The mutator's error, if that is why the write was refused.
+    pub fn rejected(self) -> Option<E> {
+        match self {
+            WriteError::Rejected(e) => Some(e),
+            WriteError::Storage(_) => None,
+        }
     }
 }
 

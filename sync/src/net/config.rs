@@ -7,6 +7,11 @@
 //! [`NodeBuilder::start`](super::NodeBuilder::start) refuses to start;
 //! plaintext exists only behind [`NodeConfig::insecure_plaintext`], for
 //! tests of the plaintext path and cost comparisons.
+//!
+//! Durable by default too: a node keeps its stores in a database in its
+//! data directory ([`NodeConfig::with_data_dir`]), where its replica id
+//! persists across restarts; a node with neither a data directory nor the
+//! explicitly named [`NodeConfig::in_memory`] refuses to open its stores.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -18,6 +23,7 @@ use super::identity::TlsIdentity;
 use super::limits::NetLimits;
 use crate::admission::Admission;
 use crate::session::SessionConfig;
+use crate::store::db::Fsync;
 
 /// How a node behaves on the network. The defaults suit regions a few
 /// hundred milliseconds apart; every field has a `with_` setter.
@@ -98,6 +104,21 @@ pub struct NodeConfig {
     pub snapshot_path: Option<PathBuf>,
     /// Snapshot this often (needs `snapshot_path`).
     pub snapshot_interval: Option<Duration>,
+    /// Where the node keeps its database (`accordant.redb`). A node needs
+    /// one, or [`in_memory`](Self::in_memory) set explicitly.
+    pub data_dir: Option<PathBuf>,
+    /// Runs without a data directory: every write is lost with the process.
+    /// Set only through [`NodeConfig::in_memory`].
+    pub in_memory: bool,
+    /// When writes are made durable (see [`Fsync`]).
+    pub fsync: Fsync,
+    /// The database's page cache, bytes.
+    pub cache_bytes: usize,
+    /// Starts even when the database is corrupt or unreadable: the damaged
+    /// file is moved aside, the node starts empty under a new replica id
+    /// and pulls everything from its peers by anti-entropy. Without it, such
+    /// a node refuses to start.
+    pub resync_from_peers: bool,
 }
 
 impl NodeConfig {
@@ -131,6 +152,11 @@ impl NodeConfig {
             seed: id,
             snapshot_path: None,
             snapshot_interval: None,
+            data_dir: None,
+            in_memory: false,
+            fsync: Fsync::default(),
+            cache_bytes: 64 << 20,
+            resync_from_peers: false,
         }
     }
 
@@ -246,6 +272,43 @@ impl NodeConfig {
     pub fn with_snapshot(mut self, path: impl Into<PathBuf>, every: Option<Duration>) -> Self {
         self.snapshot_path = Some(path.into());
         self.snapshot_interval = every;
+        self
+    }
+
+    /// Keeps the node's database in `dir` (created if missing): every
+    /// acknowledged write is durable, and the node keeps its replica id
+    /// across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self.in_memory = false;
+        self
+    }
+
+    /// Runs in memory only, on purpose: writes are acknowledged once
+    /// applied and every one of them is lost when the process ends (peers
+    /// may still hold them). For tests, caches and demos of recovery; a node
+    /// with neither this nor a data directory refuses to open its stores.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self.data_dir = None;
+        self
+    }
+
+    /// Sets [`fsync`](Self::fsync).
+    pub fn with_fsync(mut self, fsync: Fsync) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Sets [`cache_bytes`](Self::cache_bytes).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Sets [`resync_from_peers`](Self::resync_from_peers).
+    pub fn resync_from_peers(mut self) -> Self {
+        self.resync_from_peers = true;
         self
     }
 }

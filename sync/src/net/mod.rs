@@ -24,10 +24,14 @@
 //!    (keepalives detect a partition) and on stalled sessions; reconnection with capped, jittered exponential backoff;
 //!    graceful shutdown ([`Node::shutdown`]: `Bye`, flush, final snapshot)
 //!    driven by a `watch` signal.
-//! 4. **Durability.** [`Node::snapshot`] writes every channel to one
-//!    atomic, checksummed file; [`NodeBuilder::restore`] restarts from it
-//!    (see [`crate::snapshot`] for what survives a crash, and why a
-//!    restarted node writes under a new replica id).
+//! 4. **Durability.** A node keeps its stores in one redb database in its
+//!    data directory ([`NodeConfig::with_data_dir`]; a node without one
+//!    refuses to open its stores unless [`NodeConfig::in_memory`] says so
+//!    explicitly). A write is acknowledged once committed, with group
+//!    commit ([`commit`]), and the node keeps its replica id across
+//!    restarts. [`Node::snapshot`] exports a backup (checked: this node's,
+//!    this cluster's, every store of the right type), which
+//!    [`NodeBuilder::restore`] imports under a new replica id.
 //!
 //! Connections are generic over `AsyncRead + AsyncWrite`: TCP through
 //! [`Node::listen`] and [`Node::dial`], anything else through
@@ -62,7 +66,9 @@
 //!     NodeConfig::new(id, name)
 //!         .with_cluster("shop", [1, 2])
 //!         .with_tls(tls)
-//!         .with_replica(ReplicaId::from_u128(id.into()))
+//!         // In memory for the example; a real node keeps its database in a
+//!         // directory: `.with_data_dir("/var/lib/eu")`.
+//!         .in_memory()
 //! };
 //!
 //! let mut eu = NodeBuilder::new(member(1, "eu"));
@@ -75,8 +81,8 @@
 //! let us = us.start().unwrap();
 //! us.dial(addr, 1); // node 1 must answer; reconnects with backoff until shutdown
 //!
-//! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).unwrap();
-//! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).unwrap();
+//! let _ = eu_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(1), 1)).await.unwrap();
+//! let _ = us_views.update("home".into(), |c| c.increment(ReplicaId::from_u128(2), 2)).await.unwrap();
 //! while eu_views.root_digest() != us_views.root_digest() {
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
@@ -91,6 +97,7 @@
 
 pub mod certs;
 mod channel;
+pub mod commit;
 mod config;
 mod conn;
 mod error;
@@ -105,11 +112,11 @@ mod tls;
 pub mod wire;
 mod writer;
 
-pub use channel::Channel;
+pub use channel::{Channel, WriteError};
 pub use config::NodeConfig;
 pub use error::NetError;
 pub use identity::{node_dns_name, node_uri, valid_cluster_name, TlsError, TlsIdentity};
 pub use limits::NetLimits;
-pub use node::{Node, NodeBuilder};
+pub use node::{Node, NodeBuilder, DB_FILE};
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;

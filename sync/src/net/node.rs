@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::channel::{Channel, ChannelShared, ChannelState, ErasedChannel};
+use super::commit::Commits;
 use super::config::NodeConfig;
 use super::conn::Role;
 use super::conn::{self, ConnEnv};
@@ -25,9 +26,15 @@ use super::tls::TlsContext;
 use crate::delta::{DeltaReplicator, NaivePush};
 use crate::peer::PeerId;
 use crate::rng::SplitMix64;
-use crate::snapshot::{Snapshot, SnapshotError, SnapshotInfo, SnapshotLimits, SnapshotWriter};
-use crate::store::{Store, StoreKey, StoreValue};
-use accordant::Claims;
+use crate::snapshot::{
+    store_types, Snapshot, SnapshotError, SnapshotInfo, SnapshotLimits, SnapshotWriter,
+};
+use crate::store::db::{DbOptions, NodeIdentity, StoreDb};
+use crate::store::{StorageError, Store, StoreKey, StoreValue};
+use accordant::{Claims, ReplicaId};
+
+/// The database's file name in the data directory.
+pub const DB_FILE: &str = "accordant.redb";
 
 /// Everything a running node's tasks share.
 pub(crate) struct NodeInner {
@@ -48,41 +55,218 @@ pub struct NodeBuilder {
     shared: Arc<Shared>,
     channels: Vec<Arc<dyn ErasedChannel>>,
     restored: Option<Snapshot>,
+    db: Option<StoreDb>,
+    /// The replica id of an in-memory node (fresh per process).
+    volatile_replica: ReplicaId,
 }
 
 impl NodeBuilder {
     /// A node with no channel yet.
     pub fn new(config: NodeConfig) -> Self {
+        let volatile_replica = config
+            .admission
+            .own
+            .unwrap_or_else(|| crate::snapshot::new_incarnation_id("in-memory node"));
         NodeBuilder {
             shared: Arc::new(Shared::new(config, None)),
             channels: Vec::new(),
             restored: None,
+            db: None,
+            volatile_replica,
         }
     }
 
-    /// Restores the channels added next from the snapshot at `path`
-    /// (verified whole first; see [`crate::snapshot`]). A channel with no
-    /// section in the snapshot starts empty.
-    pub fn restore(mut self, path: impl AsRef<Path>) -> Result<Self, SnapshotError> {
-        self.restored = Some(Snapshot::read(path, &SnapshotLimits::default())?);
+    /// Binds the admission policy to the replica id this node writes under
+    /// (its database's, or the in-memory node's), so that values claiming
+    /// writes of it that it never made are refused. Done when the database
+    /// opens, before any channel shares the node's state.
+    fn bind_replica(&mut self, replica: ReplicaId) {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            let own = &mut shared.config.admission.own;
+            if own.is_some_and(|r| r != replica) {
+                warn!(
+                    node = shared.config.id,
+                    configured = ?own, %replica,
+                    "the configured replica id differs from the database's: the database's is used"
+                );
+            }
+            *own = Some(replica);
+        }
+    }
+
+    fn identity(&self) -> NodeIdentity {
+        NodeIdentity::new(self.shared.config.cluster.clone(), self.shared.config.id)
+    }
+
+    /// Opens the node's database (once): refuses without a data directory
+    /// unless the node is explicitly in memory, cleans up temporary files a
+    /// crash left, and refuses a foreign, corrupt or unreadable file —
+    /// unless [`NodeConfig::resync_from_peers`] is set, in which case a
+    /// corrupt or unreadable file is moved aside and the node starts empty
+    /// under a new replica id.
+    fn open_db(&mut self) -> Result<Option<StoreDb>, StorageError> {
+        if let Some(db) = &self.db {
+            return Ok(Some(db.clone()));
+        }
+        let cfg = &self.shared.config;
+        let Some(dir) = cfg.data_dir.clone() else {
+            return if cfg.in_memory {
+                let replica = self.volatile_replica;
+                self.bind_replica(replica);
+                Ok(None)
+            } else {
+                Err(StorageError::NoDataDir)
+            };
+        };
+        std::fs::create_dir_all(&dir).map_err(StorageError::from_io)?;
+        remove_stale_temporaries(&dir);
+        let path = dir.join(DB_FILE);
+        let me = self.identity();
+        let options = DbOptions::default()
+            .with_cache_bytes(cfg.cache_bytes)
+            .with_fsync(cfg.fsync);
+        let db = match StoreDb::open(&path, &me, options) {
+            Ok(db) => db,
+            Err(
+                e @ (StorageError::Corrupt(_)
+                | StorageError::UnsupportedVersion(_)
+                | StorageError::Io(_)),
+            ) if cfg.resync_from_peers => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let aside = dir.join(format!("{DB_FILE}.damaged-{nanos}"));
+                warn!(node = cfg.id, error = %e, aside = %aside.display(), "damaged database moved aside: resyncing from peers under a new replica id");
+                std::fs::rename(&path, &aside).map_err(StorageError::from_io)?;
+                StoreDb::open(&path, &me, options)?
+            }
+            Err(e) => return Err(e),
+        };
+        info!(node = cfg.id, path = %path.display(), replica = %db.replica(), "database open");
+        self.bind_replica(db.replica());
+        self.db = Some(db.clone());
+        Ok(Some(db))
+    }
+
+    /// Uses `db` as the node's database (opened by you, e.g. over a redb
+    /// backend of your own with [`StoreDb::open_with_backend`]) instead of
+    /// the data directory's file.
+    pub fn with_database(mut self, db: StoreDb) -> Self {
+        self.bind_replica(db.replica());
+        self.db = Some(db);
+        self
+    }
+
+    /// Opens the node's database now (it is otherwise opened by the first
+    /// [`NodeBuilder::channel`]), so that errors show before any channel.
+    pub fn open(mut self) -> Result<Self, StorageError> {
+        self.open_db()?;
         Ok(self)
     }
 
-    /// Adds a channel with the default delta path ([`NaivePush`]): empty,
-    /// or from the restored snapshot's section `name`.
+    /// The replica id this node writes under: kept in its database across
+    /// restarts (a new one after a backup import or a resync), fresh per
+    /// process for an in-memory node.
+    pub fn replica(&mut self) -> Result<ReplicaId, StorageError> {
+        Ok(match self.open_db()? {
+            Some(db) => db.replica(),
+            None => self.volatile_replica,
+        })
+    }
+
+    /// Imports the backup at `path` (verified whole first; see
+    /// [`crate::snapshot`]) into the channels added next. The backup must
+    /// be this node's and this cluster's, and hold a section of the right
+    /// type for every channel ([`StorageError::MissingSection`] otherwise).
+    /// A backup may be older than what the node acknowledged since, so a
+    /// durable node moves to a new replica id: it never reissues a dot.
+    pub fn restore(mut self, path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let snap = Snapshot::read(path, &SnapshotLimits::default())?;
+        let header = snap
+            .backup_header()?
+            .ok_or_else(|| StorageError::Corrupt("not a node backup (no backup header)".into()))?;
+        let me = self.identity();
+        if header.cluster != me.cluster {
+            return Err(StorageError::ForeignFile {
+                field: "cluster",
+                expected: me.cluster,
+                found: header.cluster,
+            });
+        }
+        if header.node != me.node {
+            return Err(StorageError::ForeignFile {
+                field: "node",
+                expected: me.node.to_string(),
+                found: header.node.to_string(),
+            });
+        }
+        if let Some(db) = self.open_db()? {
+            let replica = db.new_replica(&me)?;
+            info!(node = me.node, %replica, "backup imported: new replica id");
+        }
+        self.restored = Some(snap);
+        Ok(self)
+    }
+
+    /// The store `name` of the node's database (an empty in-memory store on
+    /// an in-memory node), for [`NodeBuilder::channel_with`] with a delta
+    /// path of your choice.
+    pub fn store<K: StoreKey, V: StoreValue>(
+        &mut self,
+        name: &str,
+    ) -> Result<Store<K, V>, StorageError> {
+        Ok(match self.open_db()? {
+            Some(db) => db.store::<K, V>(name)?,
+            None => Store::new(),
+        })
+    }
+
+    /// Adds a channel with the default delta path ([`NaivePush`]): the
+    /// store `name` of the node's database (or an empty in-memory store),
+    /// joined with the imported backup's section `name` if
+    /// [`NodeBuilder::restore`] was called.
     ///
     /// # Panics
     ///
     /// If a channel of that name exists, or there are 65,536 channels.
-    pub fn channel<K, V>(&mut self, name: &str) -> Result<Channel<K, V>, SnapshotError>
+    pub fn channel<K, V>(&mut self, name: &str) -> Result<Channel<K, V>, StorageError>
     where
         K: StoreKey + Send + 'static,
         V: StoreValue + Claims + Send + 'static,
     {
-        let store = match &self.restored {
-            Some(s) if s.section(name).is_some() => s.store(name)?,
-            _ => Store::new(),
-        };
+        let mut store = self.store::<K, V>(name)?;
+        if let Some(snap) = &self.restored {
+            let header = snap
+                .backup_header()?
+                .unwrap_or_else(|| crate::snapshot::BackupHeader {
+                    cluster: String::new(),
+                    node: 0,
+                    stores: Vec::new(),
+                });
+            let types = store_types::<K, V>();
+            match header.stores.iter().find(|(n, _)| n == name) {
+                Some((_, t)) if *t == types => {}
+                Some((_, t)) => {
+                    return Err(StorageError::TypeMismatch {
+                        store: name.to_string(),
+                        expected: types,
+                        found: t.clone(),
+                    })
+                }
+                None => return Err(StorageError::MissingSection(name.to_string())),
+            }
+            let backup: Store<K, V> = snap.store(name).map_err(|e| match e {
+                SnapshotError::MissingSection(n) => StorageError::MissingSection(n),
+                e => StorageError::Backup(e),
+            })?;
+            for (k, v) in backup.iter() {
+                store.join(k, &v);
+            }
+            if let Some(e) = store.take_fault() {
+                return Err(e);
+            }
+            store.commit()?;
+        }
         let push = NaivePush {
             limits: self.shared.config.session.limits.value,
         };
@@ -109,12 +293,14 @@ impl NodeBuilder {
             "channel {name:?} added twice"
         );
         let index = u16::try_from(self.channels.len()).expect("at most 65,536 channels");
+        let durable = store.is_durable();
         let inner = Arc::new(ChannelShared {
             name: name.to_string(),
             index,
             node: Arc::clone(&self.shared),
-            state: Mutex::new(ChannelState { store, replicator }),
+            state: Mutex::new(ChannelState::new(store, replicator)),
             session: self.shared.config.session,
+            commits: Commits::new(self.shared.config.fsync, durable),
         });
         self.channels.push(inner.clone());
         Channel { inner }
@@ -152,8 +338,18 @@ impl NodeBuilder {
             }),
             tasks: Mutex::new(JoinSet::new()),
         });
-        let node = Node { inner, stop_tx };
+        let node = Node {
+            inner,
+            stop_tx,
+            db: self.db,
+            replica: self.volatile_replica,
+        };
         node.inner.spawn(tick_loop(Arc::clone(&node.inner)));
+        for c in &node.inner.env.channels {
+            if let Some(f) = Arc::clone(c).committer(node.inner.env.stop.clone()) {
+                node.inner.spawn(f);
+            }
+        }
         if let (Some(_), Some(every)) = (
             &node.inner.env.shared.config.snapshot_path,
             node.inner.env.shared.config.snapshot_interval,
@@ -170,6 +366,8 @@ impl NodeBuilder {
 pub struct Node {
     inner: Arc<NodeInner>,
     stop_tx: watch::Sender<bool>,
+    db: Option<StoreDb>,
+    replica: ReplicaId,
 }
 
 impl core::fmt::Debug for Node {
@@ -185,6 +383,26 @@ impl Node {
     /// This node's configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.env.shared.config
+    }
+
+    /// The replica id this node writes under (see
+    /// [`NodeBuilder::replica`]).
+    pub fn replica(&self) -> ReplicaId {
+        self.db.as_ref().map_or(self.replica, StoreDb::replica)
+    }
+
+    /// How many times this node moved to a new replica id (0 for an
+    /// in-memory node).
+    pub fn generation(&self) -> u64 {
+        self.db.as_ref().map_or(0, StoreDb::generation)
+    }
+
+    /// Commits every channel's staged writes now.
+    pub fn flush(&self) -> Result<(), Arc<StorageError>> {
+        for c in &self.inner.env.channels {
+            c.flush()?;
+        }
+        Ok(())
     }
 
     /// Listens for peers on `addr` (port 0 picks one); returns the bound
@@ -350,17 +568,19 @@ impl Node {
             .collect()
     }
 
-    /// Writes every channel to a snapshot file at `path`, atomically (see
-    /// [`crate::snapshot`]). Every write acknowledged before this call is
-    /// in the file once it returns `Ok`.
+    /// Exports a backup of every channel to `path`, atomically (see
+    /// [`crate::snapshot`]): it records the cluster, the node and each
+    /// store's types, and [`NodeBuilder::restore`] imports it. Every write
+    /// acknowledged before this call is in the file once it returns `Ok`.
     pub async fn snapshot(&self, path: impl AsRef<Path>) -> Result<SnapshotInfo, SnapshotError> {
         snapshot_to(&self.inner, path.as_ref().to_path_buf()).await
     }
 
     /// Graceful shutdown: stops accepting and dialing, says `Bye` on every
-    /// connection and flushes it, writes the final snapshot when
-    /// [`NodeConfig::snapshot_path`] is set, and waits for every task.
-    pub async fn shutdown(self) -> Result<NodeStats, SnapshotError> {
+    /// connection and flushes it, waits for every task, commits what is
+    /// staged, and writes the final backup when
+    /// [`NodeConfig::snapshot_path`] is set.
+    pub async fn shutdown(self) -> Result<NodeStats, StorageError> {
         info!(node = self.inner.env.shared.config.id, "shutting down");
         let _ = self.stop_tx.send(true);
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
@@ -375,8 +595,17 @@ impl Node {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        for c in &self.inner.env.channels {
+            c.flush()
+                .map_err(|e| StorageError::Io(io::Error::other(e.to_string())))?;
+        }
         if let Some(path) = self.inner.env.shared.config.snapshot_path.clone() {
             snapshot_to(&self.inner, path).await?;
+        }
+        // Release the file (and its lock) even while `Channel` handles live:
+        // a restart in the same process can open it again.
+        if let Some(db) = &self.db {
+            db.close();
         }
         Ok(self.stats())
     }
@@ -389,6 +618,11 @@ impl Node {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         lock(&self.inner.env.shared.peers).clear();
+        // As the process's death would: the file is closed, nothing staged
+        // is committed.
+        if let Some(db) = &self.db {
+            db.close();
+        }
         self.stats()
     }
 }
@@ -399,8 +633,9 @@ async fn snapshot_to(inner: &NodeInner, path: PathBuf) -> Result<SnapshotInfo, S
     for c in &inner.env.channels {
         let (section, n) = c.encode_section();
         keys += n;
-        w.raw(c.name(), section);
+        w.typed(c.name(), c.types(), section);
     }
+    w.backup(&inner.env.shared.config.cluster, inner.env.shared.config.id);
     let info = tokio::task::spawn_blocking(move || w.write(path))
         .await
         .map_err(|e| SnapshotError::Io(io::Error::other(e)))??;
@@ -444,6 +679,22 @@ async fn snapshot_loop(inner: Arc<NodeInner>, every: Duration) {
                 let _ = snapshot_to(&inner, path.clone()).await;
             }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Removes the temporary files an interrupted backup left in `dir` (see
+/// [`crate::snapshot::write_atomic`]: `.<name>.tmp-<pid>-<n>`).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            info!(file = %name, "removing a temporary file left by a crash");
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -135,6 +135,28 @@ impl NodeProc {
         (counters, sets)
     }
 
+    /// Sends a line without waiting for an answer (pipelined writes).
+    pub(crate) fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap_or_else(|e| panic!("{}: {line}: {e}", self.name));
+        self.stdin.flush().expect("flush");
+    }
+
+    /// The next line the node prints, if one comes within `within`.
+    pub(crate) fn recv(&mut self, within: Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
+    }
+
+    /// SIGKILL, then every line the node printed before it died.
+    pub(crate) fn kill_and_drain(&mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            out.push(l);
+        }
+        out
+    }
+
     /// SIGKILL: a crash, no goodbye, no final snapshot.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
