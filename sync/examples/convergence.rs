@@ -122,7 +122,8 @@ usage: convergence --keys N --changed D [--value-bytes S] [--two-sided] [--seed 
   --value-bytes S   bytes of each LWW register's value (lww only; default 256)
   --two-sided       change the same D keys on both sides, concurrently
   --seed X          seed of the ChaCha8 generator (default 1)
-  --value-kind K    lww (default), counter (GCounter) or orset (OrSet<u32>)
+  --value-kind K    lww (default), lww32 (32-byte lww), counter (GCounter)
+                    or orset (OrSet<u32>)
   --set-elems E     elements of each OR-Set (orset only; default 1000)
   --protocols P     comma-separated subset of: accordant, full_state,
                     merkle_fixed, negentropy
@@ -215,7 +216,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--verbose" => verbose = true,
             "--value-kind" => {
                 kind = Kind::parse(&value).ok_or_else(|| {
-                    format!("--value-kind: expected lww, counter or orset, got {value:?}")
+                    format!("--value-kind: expected lww, lww32, counter or orset, got {value:?}")
                 })?
             }
             "--protocols" => {
@@ -306,7 +307,11 @@ impl WithModel for Cell<'_> {
         let pair = diverge(m, &base, args.changed, args.two_sided, rng);
         drop(base);
         let built = t.elapsed();
-        let value_bytes = (args.spec.kind == Kind::Lww).then_some(args.spec.value_bytes as u64);
+        let value_bytes = match args.spec.kind {
+            Kind::Lww => Some(args.spec.value_bytes as u64),
+            Kind::Lww32 => Some(32),
+            Kind::Counter | Kind::OrSet => None,
+        };
         let (rows, times) = run_cell(pair, args.keys, value_bytes, &args.protocols);
         if args.verbose {
             eprintln!(

@@ -6,10 +6,11 @@
 //!
 //! - [`store`]: `Store<K, V>`, CRDT values under an incrementally maintained
 //!   Merkle digest tree.
-//! - [`session`]: the sans-IO anti-entropy `Session` (and [`session::sync_pair`]).
-//! - [`sketch`]: invertible Bloom lookup tables, with which the session
-//!   names the differing keys under many nodes in one message.
-//! - [`message`]: the versioned, bounded wire format; [`error`]: its errors.
+//! - [`session`]: the sans-IO anti-entropy `Session` (and [`session::sync_pair`]),
+//!   with its versioned, bounded wire format in [`session::message`]
+//!   (re-exported as [`message`] for the transports); [`error`]: its errors.
+//! - [`sketch`]: rateless invertible Bloom lookup tables, with which the
+//!   session names the differing items in about one round trip.
 //! - [`digest`]: blake3 digests of keys and values, and the order-independent
 //!   aggregate (a sum modulo 2^128 with a count) that Merkle nodes hold.
 //! - [`tree`]: the Merkle digest tree over the key-hash space, maintained in
@@ -31,7 +32,7 @@ pub mod digest;
 pub mod driver;
 pub mod error;
 pub mod key;
-pub mod message;
+pub use session::message;
 #[cfg(feature = "tokio")]
 pub mod net;
 pub mod session;

@@ -135,6 +135,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::digest::{Aggregate, ItemHash, KeyHash};
+use crate::sketch::{ItemId, Maintained};
 
 /// Children per node.
 pub const FANOUT: usize = 16;
@@ -365,6 +366,8 @@ pub struct DigestTree {
     /// `levels[l]` holds the `16^l` nodes of level `l`, in index order;
     /// `levels.len() == depth + 1`.
     levels: Vec<Box<[Node]>>,
+    /// The first coded symbols and the estimator of every item.
+    coded: Maintained,
 }
 
 impl Default for DigestTree {
@@ -397,7 +400,10 @@ impl DigestTree {
         let levels = (0..=depth)
             .map(|level| vec![Node::default(); nodes_at(level) as usize].into_boxed_slice())
             .collect();
-        Self { levels }
+        Self {
+            levels,
+            coded: Maintained::with_len(Maintained::len_for_depth(depth)),
+        }
     }
 
     /// A tree of the depth [`wanted_depth`](Self::wanted_depth) picks for
@@ -549,6 +555,7 @@ impl DigestTree {
     /// band of this depth.
     pub fn insert(&mut self, key: KeyHash, item: ItemHash) -> Resize {
         self.apply(key, Aggregate::single(item));
+        self.coded.add(ItemId::new(key, item));
         self.resize_hint()
     }
 
@@ -562,6 +569,7 @@ impl DigestTree {
         let mut delta = Aggregate::EMPTY;
         delta.sub(item);
         self.apply(key, delta);
+        self.coded.remove(ItemId::new(key, item));
         self.resize_hint()
     }
 
@@ -574,6 +582,8 @@ impl DigestTree {
                 count: 0,
             };
             self.apply(key, delta);
+            self.coded.remove(ItemId::new(key, old));
+            self.coded.add(ItemId::new(key, new));
         }
     }
 
@@ -607,9 +617,11 @@ impl DigestTree {
         } else {
             *self = Self::with_depth(depth);
         }
+        self.coded.reset(Maintained::len_for_depth(depth));
         let leaves = &mut self.levels[usize::from(depth)];
         for (key, item) in items {
             leaves[index_at(key.0, depth) as usize].apply(Aggregate::single(item));
+            self.coded.add(ItemId::new(key, item));
         }
         for level in (0..usize::from(depth)).rev() {
             let (upper, lower) = self.levels.split_at_mut(level + 1);
@@ -622,10 +634,19 @@ impl DigestTree {
         }
     }
 
-    /// The bytes this tree owns on the heap.
+    /// The first coded symbols and the difference estimator of every item,
+    /// kept up to date by every insert, removal and replacement (see
+    /// [`crate::sketch::Maintained`]).
+    #[must_use]
+    pub fn coded(&self) -> &Maintained {
+        &self.coded
+    }
+
+    /// The bytes this tree owns on the heap, the coded symbols included.
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
-        self.levels.capacity() * std::mem::size_of::<Box<[Node]>>()
+        self.coded.heap_bytes()
+            + self.levels.capacity() * std::mem::size_of::<Box<[Node]>>()
             + self
                 .levels
                 .iter()
