@@ -237,7 +237,9 @@ fn transcripts() -> Vec<Transcript> {
         Transcript::record("one-sided", one_sided(), None),
         extended(),
         Transcript::record("equal", (a.clone(), a.clone()), None),
-        Transcript::record("new initiator", (S::new(), a), None),
+        Transcript::record("new initiator", (S::new(), a.clone()), None),
+        // An empty responder lists its (no) items.
+        Transcript::record("new responder", (a, S::new()), None),
     ]
 }
 
@@ -956,9 +958,9 @@ fn a_truncated_stream_cannot_be_mixed_with_another_turn() {
         ids: Bytes(vec![0; 8]),
         more: false,
     }));
-    let ext = extended();
-    let (i, _) = ext.find(Side::Initiator, "Items");
-    let mut at = ext.at(i);
+    let listed = Transcript::record("new responder", (two_sided().0, S::new()), None);
+    let (i, _) = listed.find(Side::Initiator, "Items");
+    let mut at = listed.at(i);
     assert_eq!(
         feed(&mut at, Side::Initiator, &list),
         Err(SyncError::Malformed(
@@ -971,7 +973,7 @@ fn a_truncated_stream_cannot_be_mixed_with_another_turn() {
         ids: Bytes([2u64.to_be_bytes(), 1u64.to_be_bytes()].concat()),
         more: false,
     }));
-    let mut at = ext.at(i);
+    let mut at = listed.at(i);
     assert_eq!(
         feed(&mut at, Side::Initiator, &list),
         Err(SyncError::Malformed("items: out of order"))

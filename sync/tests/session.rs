@@ -349,10 +349,17 @@ fn sessions_under_sustained_writes_finish_and_verify_what_they_reconciled() {
         write(&mut b, &mut rng, 11);
     }
     let mut reconciled = 0;
+    let mut extended = 0;
     for session in 0..10 {
         let (a0, b0) = (a.clone(), b.clone());
-        let mut sa = Session::initiate(&a, SessionConfig::default());
-        let mut sb = Session::respond(SessionConfig::default());
+        // Every other session starts with too few symbols, so that the
+        // extension meets the writes made since the first batch.
+        let mut config = SessionConfig::default();
+        if session % 2 == 1 {
+            config.margin_percent = 20;
+        }
+        let mut sa = Session::initiate(&a, config);
+        let mut sb = Session::respond(config);
         let mut deliveries = 0;
         while !(sa.is_done() && sb.is_done()) {
             let mut progressed = false;
@@ -376,7 +383,8 @@ fn sessions_under_sustained_writes_finish_and_verify_what_they_reconciled() {
             }
             assert!(progressed, "session {session} stalled");
         }
-        assert!(deliveries <= 8, "session {session}: {deliveries} messages");
+        assert!(deliveries <= 11, "session {session}: {deliveries} messages");
+        extended += usize::from(sa.stats().extensions > 0);
         let verified = sa.stats().verified.or(sb.stats().verified);
         assert_eq!(verified, Some(Verified::Reconciled), "session {session}");
         reconciled += 1;
@@ -392,6 +400,7 @@ fn sessions_under_sustained_writes_finish_and_verify_what_they_reconciled() {
         assert_ne!(a.root_digest(), b.root_digest(), "writes kept landing");
     }
     assert_eq!(reconciled, 10);
+    assert!(extended >= 3, "{extended} sessions extended");
     // The writes stop: the next session verifies full roots.
     let (sa, sb) = sync_pair(&mut a, &mut b, SessionConfig::default()).expect("quiet sync");
     assert_eq!(a.root_digest(), b.root_digest());

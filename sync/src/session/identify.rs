@@ -51,21 +51,23 @@ pub(super) fn all_ids<K: StoreKey, V: StoreValue>(store: &Store<K, V>) -> Vec<It
 }
 
 /// The symbols `range` of `store`'s coded sequence: copied from the ones
-/// the tree keeps when they cover it, else coded from every item.
+/// the tree keeps as far as they go, the rest coded from every item (from
+/// the index segment where they start: see [`sketch::Indices`]).
 pub(super) fn symbols<K: StoreKey, V: StoreValue>(
     store: &Store<K, V>,
     range: Range<u64>,
 ) -> Vec<Symbol> {
     let kept = store.tree().coded().symbols();
-    if range.end <= kept.len() as u64 {
-        return kept[range.start as usize..range.end as usize].to_vec();
-    }
-    sketch::code(
-        store
+    let k = kept.len() as u64;
+    let copied = range.start.min(k)..range.end.min(k);
+    let mut out = kept[copied.start as usize..copied.end as usize].to_vec();
+    if range.end > k {
+        let ids = store
             .items_in(NodeId::ROOT)
-            .map(|(h, _, _, item)| ItemId::new(h, item)),
-        range,
-    )
+            .map(|(h, _, _, item)| ItemId::new(h, item));
+        out.extend(sketch::code(ids, range.start.max(k)..range.end));
+    }
+    out
 }
 
 /// How the responder names its items.
@@ -80,17 +82,11 @@ pub(super) enum Plan {
 /// Sizes the first batch for the estimated difference: `margin` times the
 /// estimate (the estimator's spread is about 35%), at least the difference
 /// in key counts; the item list when it costs no more. The reserve for
-/// extensions is up to three times the batch, within the `kept` symbols the
-/// tree maintains when the batch fits there (copying them is free), twice
-/// the batch otherwise (coding every item for twice as many symbols costs
-/// little more than for the batch).
-pub(super) fn plan(
-    estimate: f64,
-    mine: u64,
-    theirs: u64,
-    kept: u64,
-    config: &SessionConfig,
-) -> Plan {
+/// extensions is four times the batch (enough for an estimate a third of
+/// the truth, a 1-in-200 event): copied from the `kept` symbols as far as
+/// they go, the rest coded from every item, starting at the index segment
+/// where it starts.
+pub(super) fn plan(estimate: f64, mine: u64, theirs: u64, config: &SessionConfig) -> Plan {
     let margin = f64::from(config.margin_percent) / 100.0;
     let floor = mine.abs_diff(theirs).max(1) as f64;
     let items = (estimate * margin).max(floor);
@@ -100,30 +96,85 @@ pub(super) fn plan(
     if first > max || first.saturating_mul(SYMBOL_BYTES as u64) >= list_bytes {
         return Plan::Items;
     }
-    let reserve = if first <= kept {
-        first.saturating_mul(3).min(kept)
-    } else {
-        first.saturating_mul(2)
-    };
     Plan::Symbols {
         first,
-        reserve: reserve.min(max),
+        reserve: first.saturating_mul(RESERVE).min(max),
     }
 }
 
-/// The responder's side: the symbols it keeps and how many it sent.
+/// The reserve, in first batches.
+const RESERVE: u64 = 4;
+
+/// Items of difference that best explain `zeros` empty symbols among the
+/// first `m` of a difference: symbol `i` is empty when none of `d` items
+/// lands there, with probability `exp(-2d / (i + 2))`, so the expected
+/// number of empty symbols falls with `d`; solved by bisection (no empty
+/// symbol at all counts as half of one: the smallest `d` that makes it
+/// likely).
+fn items_for_zeros(zeros: usize, m: usize) -> f64 {
+    let expected = |d: f64| -> f64 { (0..m).map(|i| (-2.0 * d / (i as f64 + 2.0)).exp()).sum() };
+    let target = (zeros as f64).max(0.5);
+    let (mut lo, mut hi) = (0.0, 64.0 * m as f64 + 64.0);
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        if expected(mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// The first `reserve` symbols' part that can be copied from the kept
+/// symbols: a snapshot of the state being coded, for free.
+fn snapshot<K: StoreKey, V: StoreValue>(store: &Store<K, V>, reserve: u64) -> Vec<Symbol> {
+    let kept = store.tree().coded().symbols();
+    kept[..usize::try_from(reserve)
+        .unwrap_or(usize::MAX)
+        .min(kept.len())]
+        .to_vec()
+}
+
+/// The symbols `range`: from `snap` (symbols from 0) as far as it goes,
+/// the rest coded from `store` as it is now.
+fn from_snapshot<K: StoreKey, V: StoreValue>(
+    snap: &[Symbol],
+    store: &Store<K, V>,
+    range: Range<u64>,
+) -> Vec<Symbol> {
+    let n = snap.len() as u64;
+    let copied = range.start.min(n)..range.end.min(n);
+    let mut out = snap[copied.start as usize..copied.end as usize].to_vec();
+    if range.end > n {
+        out.extend(symbols(store, range.start.max(n)..range.end));
+    }
+    out
+}
+
+/// The responder's side: a snapshot of the symbols the tree keeps, and how
+/// many it sent.
+///
+/// Symbols up to the kept ones are copied when the `Hello` arrives, so an
+/// extension within them codes the very state the first batch did, writes
+/// or not. Symbols beyond are coded from every item when they are sent (the
+/// first batch at once): an extension there that meets writes since makes
+/// a table that does not peel or fails the initiator's check, which then
+/// asks for the item list; it never names a wrong difference.
 #[derive(Debug)]
 pub(super) struct Coder {
-    kept: Vec<Symbol>,
+    snap: Vec<Symbol>,
+    reserve: u64,
     sent: u64,
     coded: Coded,
 }
 
 impl Coder {
-    /// Codes `store` for `reserve` symbols.
+    /// Codes `store`, keeping what the tree keeps of the first `reserve`.
     pub(super) fn new<K: StoreKey, V: StoreValue>(store: &Store<K, V>, reserve: u64) -> Self {
         Coder {
-            kept: symbols(store, 0..reserve),
+            snap: snapshot(store, reserve),
+            reserve,
             sent: 0,
             coded: coded_state(store.root()),
         }
@@ -136,25 +187,33 @@ impl Coder {
 
     /// The next batch, up to `end` (at most the reserve), as chunks of at
     /// most `max_bytes` of symbols each.
-    pub(super) fn batch(&mut self, end: u64, max_bytes: usize) -> Result<Vec<Symbols>, SyncError> {
-        if end <= self.sent || end > self.kept.len() as u64 {
+    pub(super) fn batch<K: StoreKey, V: StoreValue>(
+        &mut self,
+        store: &Store<K, V>,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Symbols>, SyncError> {
+        if end <= self.sent || end > self.reserve {
             return Err(SyncError::Unexpected("More: symbols beyond the reserve"));
         }
-        let per_chunk = (max_bytes / SYMBOL_BYTES).max(1) as u64;
+        let batch = from_snapshot(&self.snap, store, self.sent..end);
+        let per_chunk = (max_bytes / SYMBOL_BYTES).max(1);
         let mut out = Vec::new();
         let mut at = self.sent;
-        while at < end {
-            let to = (at + per_chunk).min(end);
+        for part in batch.chunks(per_chunk) {
             let mut bytes = Vec::new();
-            sketch::write_symbols(&self.kept[at as usize..to as usize], &mut bytes);
+            sketch::write_symbols(part, &mut bytes);
             out.push(Symbols {
                 first: at,
-                reserve: self.kept.len() as u64,
+                reserve: self.reserve,
                 coded: self.coded,
                 symbols: super::message::Bytes(bytes),
-                more: to < end,
+                more: true,
             });
-            at = to;
+            at += part.len() as u64;
+        }
+        if let Some(last) = out.last_mut() {
+            last.more = false;
         }
         self.sent = end;
         Ok(out)
@@ -201,11 +260,13 @@ pub(super) enum Outcome {
     List,
 }
 
-/// The initiator's side of the symbols: its own symbols, coded once, and
-/// the difference so far.
+/// The initiator's side of the symbols: a snapshot of its own kept
+/// symbols (as the responder keeps its own: see [`Coder`]), and the
+/// difference so far.
 #[derive(Debug)]
 pub(super) struct Decoder {
     own: Vec<Symbol>,
+    reserve: u64,
     diff: Vec<Symbol>,
     theirs: Coded,
     mine: Coded,
@@ -216,8 +277,8 @@ pub(super) struct Decoder {
 }
 
 impl Decoder {
-    /// Starts on the first chunk: codes our own items for the reserve the
-    /// responder announced.
+    /// Starts on the first chunk: snapshots our kept symbols, up to the
+    /// reserve the responder announced.
     pub(super) fn new<K: StoreKey, V: StoreValue>(
         store: &Store<K, V>,
         first: &Symbols,
@@ -232,7 +293,8 @@ impl Decoder {
             return Err(SyncError::Malformed("symbols: reserve out of bounds"));
         }
         Ok(Decoder {
-            own: symbols(store, 0..first.reserve),
+            own: snapshot(store, first.reserve),
+            reserve: first.reserve,
             diff: Vec::new(),
             theirs: first.coded,
             mine: coded_state(store.root()),
@@ -247,20 +309,25 @@ impl Decoder {
     }
 
     /// Takes one chunk of symbols; at the end of a batch, peels.
-    pub(super) fn take(&mut self, chunk: &Symbols) -> Result<Outcome, SyncError> {
+    pub(super) fn take<K: StoreKey, V: StoreValue>(
+        &mut self,
+        store: &Store<K, V>,
+        chunk: &Symbols,
+    ) -> Result<Outcome, SyncError> {
         let at = self.received();
         if chunk.first != at {
             return Err(SyncError::Malformed("symbols: not contiguous"));
         }
-        if chunk.coded != self.theirs || chunk.reserve != self.own.len() as u64 {
+        if chunk.coded != self.theirs || chunk.reserve != self.reserve {
             return Err(SyncError::Malformed("symbols: the batch changed its state"));
         }
-        let limit = self.asked.unwrap_or(self.own.len() as u64);
+        let limit = self.asked.unwrap_or(self.reserve);
         let room = usize::try_from(limit - at).unwrap_or(usize::MAX);
         let got = sketch::read_symbols(&chunk.symbols.0, room)?;
-        for (i, s) in got.into_iter().enumerate() {
+        let own = from_snapshot(&self.own, store, at..at + got.len() as u64);
+        for (s, o) in got.into_iter().zip(own) {
             let mut d = s;
-            d.subtract(&self.own[at as usize + i]);
+            d.subtract(&o);
             self.diff.push(d);
         }
         if chunk.more {
@@ -275,10 +342,16 @@ impl Decoder {
         if let Some(d) = peel(&self.diff).filter(|d| self.consistent(d)) {
             return Ok(Outcome::Found(d));
         }
-        let reserve = self.own.len() as u64;
-        if self.extensions < MAX_EXTENSIONS && self.received() < reserve {
+        if self.extensions < MAX_EXTENSIONS && self.received() < self.reserve {
+            // Size the extension from the empty symbols of the difference:
+            // enough for what they suggest, with a margin, and at least a
+            // quarter more than before.
             self.extensions += 1;
-            let end = (2 * self.received()).min(reserve);
+            let zeros = self.diff.iter().filter(|s| s.is_zero()).count();
+            let items = items_for_zeros(zeros, self.diff.len());
+            let end = sketch::symbols_for(1.25 * items)
+                .max(self.received() + self.received().div_ceil(4))
+                .min(self.reserve);
             self.asked = Some(end);
             return Ok(Outcome::Extend(end));
         }
@@ -405,9 +478,8 @@ mod tests {
 
     #[test]
     fn plans_grow_with_the_estimate_and_switch_to_the_list() {
-        let kept = 16_384;
-        let small = plan(10.0, 1_000_000, 1_000_000, kept, &cfg());
-        let large = plan(10_000.0, 1_000_000, 1_000_000, kept, &cfg());
+        let small = plan(10.0, 1_000_000, 1_000_000, &cfg());
+        let large = plan(10_000.0, 1_000_000, 1_000_000, &cfg());
         let (
             Plan::Symbols {
                 first: a,
@@ -421,22 +493,42 @@ mod tests {
         else {
             panic!("{small:?} {large:?}");
         };
-        assert!(a < b && ra == 3 * a, "{small:?} {large:?}");
-        // Beyond the kept symbols: twice the batch.
-        assert!(b > kept && rb == 2 * b, "{large:?}");
-        let Plan::Symbols { reserve, .. } = plan(3000.0, 1_000_000, 1_000_000, kept, &cfg()) else {
-            panic!()
-        };
-        assert_eq!(reserve, kept, "within the kept symbols, up to them");
+        assert!(
+            a < b && ra == RESERVE * a && rb == RESERVE * b,
+            "{small:?} {large:?}"
+        );
+        // The margin: 1.5 times the estimate, 1.4 symbols per item and more.
+        assert!(b as f64 > 1.5 * 1.4 * 10_000.0, "{large:?}");
         // A difference near the store's size: the list is cheaper.
-        assert_eq!(plan(1.5e6, 1_000_000, 1_000_000, kept, &cfg()), Plan::Items);
+        assert_eq!(plan(1.5e6, 1_000_000, 1_000_000, &cfg()), Plan::Items);
         // Nothing here: the (empty) list.
-        assert_eq!(plan(50.0, 0, 50, kept, &cfg()), Plan::Items);
+        assert_eq!(plan(50.0, 0, 50, &cfg()), Plan::Items);
         // Counts that differ bound the difference from below.
-        let Plan::Symbols { first, .. } = plan(0.0, 100_000, 99_000, kept, &cfg()) else {
+        let Plan::Symbols { first, .. } = plan(0.0, 100_000, 99_000, &cfg()) else {
             panic!()
         };
         assert!(first >= 1000);
+    }
+
+    #[test]
+    fn empty_symbols_estimate_the_items_that_did_not_peel() {
+        use crate::sketch::code;
+        for d in [50usize, 500, 2000] {
+            let items: Vec<ItemId> = (0..d as u64)
+                .map(|i| ItemId(crate::sketch::mix(i * 7 + d as u64)))
+                .collect();
+            // Too few symbols to peel: 0.8 per item.
+            let m = d * 4 / 5;
+            let s = code(items.iter().copied(), 0..m as u64);
+            let zeros = s.iter().filter(|x| x.is_zero()).count();
+            let est = items_for_zeros(zeros, m);
+            assert!(
+                (0.6 * d as f64..1.6 * d as f64).contains(&est),
+                "d = {d}: {zeros} empty of {m}, estimated {est}"
+            );
+        }
+        // Nothing empty: at least as many as make that likely.
+        assert!(items_for_zeros(0, 100) > 100.0);
     }
 
     #[test]

@@ -502,11 +502,10 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         }
         let estimate = store.tree().coded().estimator().estimate(&h.estimator);
         let max = self.config.limits.max_message_bytes / 2;
-        let kept = store.tree().coded().symbols().len() as u64;
-        match identify::plan(estimate, store.len() as u64, h.count, kept, &self.config) {
+        match identify::plan(estimate, store.len() as u64, h.count, &self.config) {
             Plan::Symbols { first, reserve } => {
                 let mut coder = Coder::new(store, reserve);
-                let chunks = coder.batch(first, max)?;
+                let chunks = coder.batch(store, first, max)?;
                 self.stats.symbols += first;
                 self.send_all(chunks, Message::Symbols);
                 self.coder = Some(coder);
@@ -538,7 +537,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
                     .as_mut()
                     .ok_or(SyncError::Unexpected("More symbols after a list"))?;
                 let sent = coder.sent();
-                let chunks = coder.batch(end, max)?;
+                let chunks = coder.batch(store, end, max)?;
                 self.stats.symbols += end - sent;
                 self.send_all(chunks, Message::Symbols);
             }
@@ -604,7 +603,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             None => self.decoder.insert(Decoder::new(store, s, &self.config)?),
         };
         let before = decoder.received();
-        let outcome = decoder.take(s)?;
+        let outcome = decoder.take(store, s)?;
         self.stats.symbols += decoder.received() - before;
         match outcome {
             Outcome::Partial => Ok(()),

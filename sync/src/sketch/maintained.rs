@@ -47,19 +47,19 @@ impl Maintained {
     }
 
     /// Symbols worth keeping for a digest tree of depth `depth` (16 bytes
-    /// each): none for a root alone (at most 128 items), 8 and 128 at depths
-    /// 1 and 2 (up to 32,768 items, where coding every item on demand takes
-    /// well under a millisecond), 8,192 at depth 3 (from 32,769 items: 4
-    /// bytes per item at worst, 1.3 at 10^5) and [`MAX_KEPT`] from depth 4
-    /// (from 524,289 items: under half a byte per item). 8,192 symbols name
-    /// about 2,000 changed keys with the session's margin; 16,384 about
-    /// 4,000.
+    /// each in memory): none for a root alone (at most 128 items), 128 at
+    /// depth 1 (up to 2,048 items), 2,048 at depth 2 (up to 32,768 items:
+    /// 32 KiB), 8,192 at depth 3 (up to 524,288 items: 128 KiB, 1.3 bytes
+    /// per item at 10^5) and [`MAX_KEPT`] beyond (256 KiB, a quarter of a
+    /// byte per item at 10^6). With the session's margin these name about
+    /// 40, 500, 2,000 and 4,000 changed keys without coding any item
+    /// during the session: a hundredth of the keys and more.
     #[must_use]
     pub fn len_for_depth(depth: u8) -> usize {
         match depth {
             0 => 0,
-            1 => 8,
-            2 => 128,
+            1 => 128,
+            2 => 2048,
             3 => MAX_KEPT / 2,
             _ => MAX_KEPT,
         }
@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn lengths_follow_depth() {
         assert_eq!(Maintained::len_for_depth(0), 0);
-        assert_eq!(Maintained::len_for_depth(2), 128);
+        assert_eq!(Maintained::len_for_depth(1), 128);
+        assert_eq!(Maintained::len_for_depth(2), 2048);
         assert_eq!(Maintained::len_for_depth(3), MAX_KEPT / 2);
         assert_eq!(Maintained::len_for_depth(4), MAX_KEPT);
         assert_eq!(Maintained::len_for_depth(8), MAX_KEPT);

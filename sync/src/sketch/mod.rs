@@ -26,11 +26,13 @@
 //! `2 ln(m)` of the first `m` symbols.
 //!
 //! Where an item lands is drawn from its id alone, so both sides compute
-//! the same positions: from index `i`, the next index is `i + 1 +
-//! floor((i + 1.5)(1/sqrt(u) - 1))` for `u` uniform in `(0, 1]` (the gap
-//! distribution that gives `P(x in symbol j) ≈ 2 / (j + 2)`, the density
-//! above); `u` comes from a SplitMix64 stream seeded by the id, and the
-//! square root and division are IEEE-exact, so every platform agrees.
+//! the same positions ([`Indices`]): from index `i`, the next index is
+//! `i + 1 + floor((i + 1.5)(1/sqrt(u) - 1))` for `u` uniform in `(0, 1]`
+//! (the gap distribution that gives `P(x in symbol j) ≈ 2 / (j + 2)`, the
+//! density above); `u` comes from SplitMix64 streams seeded by the id, one
+//! per segment of indices so that a range far from 0 is coded without
+//! walking the indices before it, and the square root and division are
+//! IEEE-exact, so every platform agrees.
 //!
 //! # Items
 //!
@@ -169,10 +171,26 @@ impl ItemId {
     /// The indices of the symbols this item is added to, increasing, from 0.
     #[must_use]
     pub fn indices(self) -> Indices {
-        Indices {
+        self.indices_from(0)
+    }
+
+    /// The indices of the symbols this item is added to, from `from` on:
+    /// the work starts at the segment that holds `from` (see [`Indices`]),
+    /// so coding a range far from 0 does not walk the indices before it.
+    #[must_use]
+    pub fn indices_from(self, from: u64) -> Indices {
+        let seg = SEGMENT_ENDS.partition_point(|&end| end <= from);
+        let mut it = Indices {
             next: 0,
-            state: mix(self.0 ^ SEED_INDEX),
+            state: 0,
+            seg,
+            id: self.0,
+        };
+        it.enter(seg);
+        while it.next < from {
+            it.advance();
         }
+        it
     }
 
     /// The 16 signs the [`Estimator`] adds for this item, as bits.
@@ -182,12 +200,49 @@ impl ItemId {
     }
 }
 
-/// The symbol indices of one item, in increasing order (see the [module
-/// docs](self)); ends only at [`MAX_INDEX`].
+/// Where the index segments end: an item's indices in each segment are
+/// drawn from a stream of their own (see [`Indices`]). The first ends
+/// match the lengths the digest tree keeps ([`Maintained::len_for_depth`]),
+/// then they grow fourfold.
+const SEGMENT_ENDS: [u64; 17] = [
+    128,
+    2048,
+    8192,
+    16_384,
+    1 << 16,
+    1 << 18,
+    1 << 20,
+    1 << 22,
+    1 << 24,
+    1 << 26,
+    1 << 28,
+    1 << 30,
+    1 << 32,
+    1 << 34,
+    1 << 36,
+    1 << 38,
+    MAX_INDEX,
+];
+
+/// The symbol indices of one item, in increasing order; ends only at
+/// [`MAX_INDEX`].
+///
+/// Item `x` is in symbol `i` independently for every `i`, with probability
+/// `2 / (i + 2)`, so the indices are drawn by gaps: from index `i`, the
+/// next is `i + 1 + floor((i + 1.5)(1/sqrt(u) - 1))` for `u` uniform in
+/// `(0, 1]` (the continuous form of `P(no index in (i, j]) = Π (t / (t +
+/// 2))`). Because each index is an independent trial, the key space of
+/// indices is cut into segments ([`SEGMENT_ENDS`]) with a random stream
+/// each, seeded by the id and the segment: a segment's first index is
+/// drawn as if the previous one were just before the segment. The
+/// sequence has the same distribution, and a range far from 0 is coded
+/// without walking the indices before it.
 #[derive(Clone, Debug)]
 pub struct Indices {
     next: u64,
     state: u64,
+    seg: usize,
+    id: u64,
 }
 
 impl Indices {
@@ -202,6 +257,49 @@ impl Indices {
         let u = bits as f64 * (1.0 / (1u64 << 53) as f64);
         1.0 / u.sqrt()
     }
+
+    /// The index after `i` in the current stream (at most [`MAX_INDEX`]).
+    fn after(&mut self, i: u64) -> u64 {
+        // i is below 2^40: the conversions are exact.
+        let x = (i as i64 as f64 + 1.5) * (self.stretch() - 1.0);
+        if x < MAX_INDEX as f64 {
+            // Truncation intended: x is non-negative, so this is floor(x).
+            i + x as i64 as u64 + 1
+        } else {
+            MAX_INDEX
+        }
+    }
+
+    /// Starts segment `seg`: its stream, and its first index (index 0,
+    /// which holds every item, for the first segment).
+    fn enter(&mut self, seg: usize) {
+        self.seg = seg;
+        if seg >= SEGMENT_ENDS.len() {
+            self.next = MAX_INDEX;
+            return;
+        }
+        self.state = mix(self.id ^ SEED_INDEX ^ (seg as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        self.next = match seg.checked_sub(1) {
+            None => 0,
+            Some(prev) => {
+                let start = SEGMENT_ENDS[prev];
+                self.after(start - 1)
+            }
+        };
+        if self.next >= SEGMENT_ENDS[seg] {
+            self.enter(seg + 1);
+        }
+    }
+
+    /// Moves to the next index.
+    fn advance(&mut self) {
+        let j = self.after(self.next);
+        if j < SEGMENT_ENDS[self.seg] {
+            self.next = j;
+        } else {
+            self.enter(self.seg + 1);
+        }
+    }
 }
 
 impl Iterator for Indices {
@@ -212,19 +310,7 @@ impl Iterator for Indices {
         if i >= MAX_INDEX {
             return None;
         }
-        // From index i the gap g to the next one has, for the density
-        // 2 / (j + 2), P(g > x) = ((i + 1.5) / (i + 1.5 + x))^2 (the
-        // continuous form of the product of (j / (j + 2)) over the skipped
-        // indices), so g = ceil((i + 1.5)(1 / sqrt(u) - 1)), taken as
-        // floor(...) + 1 (the same almost surely, and at least 1). i is
-        // below 2^40, so the conversions are exact.
-        let x = (i as i64 as f64 + 1.5) * (self.stretch() - 1.0);
-        self.next = if x < MAX_INDEX as f64 {
-            // Truncation intended: x is non-negative, so this is floor(x).
-            i + x as i64 as u64 + 1
-        } else {
-            MAX_INDEX
-        };
+        self.advance();
         Some(i)
     }
 }
@@ -325,7 +411,7 @@ pub fn add_to(symbols: &mut [Symbol], first: u64, items: impl IntoIterator<Item 
     let end = first + symbols.len() as u64;
     for id in items {
         let check = id.check();
-        for i in id.indices() {
+        for i in id.indices_from(first) {
             if i >= end {
                 break;
             }
@@ -384,7 +470,7 @@ pub fn peel(diff: &[Symbol]) -> Option<Difference> {
         };
         let id = ItemId(s.id);
         let check = id.check();
-        if s.check != check || !id.indices().take_while(|&j| j <= i).any(|j| j == i) {
+        if s.check != check || id.indices_from(i).next() != Some(i) {
             continue;
         }
         // An item found twice, or more items than symbols: not a
@@ -490,6 +576,18 @@ mod tests {
             (f64::from(tail) - expect).abs() < 4.0 * expect.sqrt(),
             "{tail} vs {expect}"
         );
+    }
+
+    #[test]
+    fn indices_from_any_point_are_the_tail_of_the_whole_sequence() {
+        for id in ids(11, 200) {
+            let all: Vec<u64> = id.indices().take_while(|&i| i < 100_000).collect();
+            for from in [0u64, 1, 5, 127, 128, 129, 2047, 2048, 9000, 16_384, 70_000] {
+                let tail: Vec<u64> = id.indices_from(from).take_while(|&i| i < 100_000).collect();
+                let want: Vec<u64> = all.iter().copied().filter(|&i| i >= from).collect();
+                assert_eq!(tail, want, "from {from}");
+            }
+        }
     }
 
     #[test]
