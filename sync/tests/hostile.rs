@@ -759,6 +759,25 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
         );
         assert!(matches!(result, Err(SyncError::Value { .. })), "{result:?}");
     }
+    // An offer that says it is the last message but asks for answers: the
+    // initiator would never read them. Refused whole.
+    let finishing = Message::Offer(Offer {
+        joins: SeqVec(vec![good.clone()]),
+        fulls: SeqVec(vec![KeyValue {
+            key: Bytes(key_bytes(&7u32)),
+            value: Bytes(codec::encode(&good_value)),
+        }]),
+        finish: Some(message::Finish {
+            root: Root([0; 32]),
+            quiet: false,
+        }),
+        ..Offer::default()
+    });
+    let mut at = t.at(offer_at);
+    assert_eq!(
+        feed(&mut at, Side::Responder, &message::encode(&finishing)),
+        Err(SyncError::Malformed("offer: finished but asks for answers"))
+    );
     // Answers that do not line up with the offer.
     let (_, honest) = t.find(Side::Initiator, "Answer");
     let Ok(Message::Answer(mut a)) = message::decode(&honest, &SyncLimits::default()) else {

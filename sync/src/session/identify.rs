@@ -268,6 +268,9 @@ pub(super) struct Decoder {
     own: Vec<Symbol>,
     reserve: u64,
     diff: Vec<Symbol>,
+    /// The current batch's symbols, until its last chunk: our own are
+    /// subtracted once per batch, however many chunks it came in.
+    batch: Vec<Symbol>,
     theirs: Coded,
     mine: Coded,
     /// Where the current batch must end (`None` for the first batch, whose
@@ -296,6 +299,7 @@ impl Decoder {
             own: snapshot(store, first.reserve),
             reserve: first.reserve,
             diff: Vec::new(),
+            batch: Vec::new(),
             theirs: first.coded,
             mine: coded_state(store.root()),
             asked: None,
@@ -314,7 +318,8 @@ impl Decoder {
         store: &Store<K, V>,
         chunk: &Symbols,
     ) -> Result<Outcome, SyncError> {
-        let at = self.received();
+        let start = self.received();
+        let at = start + self.batch.len() as u64;
         if chunk.first != at {
             return Err(SyncError::Malformed("symbols: not contiguous"));
         }
@@ -323,15 +328,17 @@ impl Decoder {
         }
         let limit = self.asked.unwrap_or(self.reserve);
         let room = usize::try_from(limit - at).unwrap_or(usize::MAX);
-        let got = sketch::read_symbols(&chunk.symbols.0, room)?;
-        let own = from_snapshot(&self.own, store, at..at + got.len() as u64);
+        self.batch
+            .extend(sketch::read_symbols(&chunk.symbols.0, room)?);
+        if chunk.more {
+            return Ok(Outcome::Partial);
+        }
+        let got = core::mem::take(&mut self.batch);
+        let own = from_snapshot(&self.own, store, start..start + got.len() as u64);
         for (s, o) in got.into_iter().zip(own) {
             let mut d = s;
             d.subtract(&o);
             self.diff.push(d);
-        }
-        if chunk.more {
-            return Ok(Outcome::Partial);
         }
         if self.asked.is_some_and(|end| end != self.received()) {
             return Err(SyncError::Malformed("symbols: a short extension"));

@@ -560,9 +560,6 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             return Ok(());
         }
         if let Some(finish) = o.finish {
-            if !answering.answer().is_empty() {
-                return Err(SyncError::Malformed("offer: finished but asks for answers"));
-            }
             return self.verify(store, finish);
         }
         let expects_close = answering.expects_close();

@@ -434,8 +434,12 @@ impl<K: StoreKey> Answering<K> {
         if offer.wants.0.len() % super::identify::ID_BYTES != 0 {
             return Err(SyncError::Malformed("offer: a partial id"));
         }
-        if offer.finish.is_some() && (offer.more || !self.replied.is_empty()) {
-            return Err(SyncError::Malformed("offer: finished with answers owed"));
+        let asks = !offer.fulls.0.is_empty()
+            || !offer.summaries.0.is_empty()
+            || !offer.wants.0.is_empty()
+            || !self.chunks.is_empty();
+        if offer.finish.is_some() && (offer.more || asks) {
+            return Err(SyncError::Malformed("offer: finished but asks for answers"));
         }
         // Apply.
         for (k, v) in joins {

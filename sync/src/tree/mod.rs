@@ -14,9 +14,12 @@
 //! [merge](Aggregate::merge) of its children's, and adding, removing or
 //! changing one item adds one delta to each node on one root-to-leaf path:
 //! no sibling is rehashed. Two replicas compare roots; where two nodes
-//! differ, they compare those nodes' children, and descend only into
+//! differ, they can compare those nodes' children, and descend only into
 //! subtrees that differ, down to leaves (or to nodes small enough that
 //! listing their keys is cheaper), in as many rounds as there are levels.
+//! (The anti-entropy session, [`crate::session`], compares the roots and
+//! then names the differing items in one round trip with the coded
+//! symbols the tree also keeps: see [Coded symbols](#coded-symbols).)
 //!
 //! The tree is implicit: nothing but aggregates is stored, one flat array
 //! per level (level `L` holds all `16^L` nodes, in index order), and a node's
