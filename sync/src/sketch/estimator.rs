@@ -41,8 +41,17 @@ pub const ESTIMATOR_BYTES: usize = COUNTERS * COUNTER_BITS as usize / 8;
 
 const MODULUS: i64 = 1 << COUNTER_BITS;
 
-/// Sixteen tug-of-war counters of a set of items. See the [module
-/// docs](self).
+/// Sixteen tug-of-war counters of a set of items (Alon, Matias and
+/// Szegedy, STOC 1996).
+///
+/// Counter `j` sums a sign `±1` drawn from each item's id. Items both sets
+/// hold add the same sign on both sides, so the difference of two sets'
+/// counters is a sum of independent signs over their symmetric difference
+/// alone: its square has mean `d`, the number of items there, and the mean
+/// of sixteen squares has a relative standard deviation of about 35%.
+/// Counters travel modulo 2^12 ([`to_bytes`](Self::to_bytes), 24 bytes),
+/// read back centred: exact while a difference stays under 2,048 in
+/// magnitude, that is for `d` up to about 400,000 items.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct Estimator {
     counters: [i32; COUNTERS],

@@ -232,7 +232,8 @@ const SEGMENT_ENDS: [u64; 17] = [
 /// next is `i + 1 + floor((i + 1.5)(1/sqrt(u) - 1))` for `u` uniform in
 /// `(0, 1]` (the continuous form of `P(no index in (i, j]) = Π (t / (t +
 /// 2))`). Because each index is an independent trial, the key space of
-/// indices is cut into segments ([`SEGMENT_ENDS`]) with a random stream
+/// indices is cut into segments (ending at 128, 2,048, 8,192, 16,384 and
+/// then at every fourfold) with a random stream
 /// each, seeded by the id and the segment: a segment's first index is
 /// drawn as if the previous one were just before the segment. The
 /// sequence has the same distribution, and a range far from 0 is coded
