@@ -221,9 +221,11 @@ pub struct SessionStats {
     pub items_listed: u64,
     /// Requests for more symbols or for the item list, sent or received.
     pub extensions: u64,
-    /// How the session verified, on the side that received the last
-    /// message; `None` on the side that sent it (it does not learn the
-    /// outcome) and before the end.
+    /// How the session verified, on a side that compared roots: the side
+    /// that received the last message, and a responder that found the
+    /// roots equal at once. `None` on the side that sent the last message
+    /// of a session that differed (it does not learn the outcome), and
+    /// before the end.
     pub verified: Option<Verified>,
 }
 
