@@ -17,8 +17,9 @@
 //!   modelled times, CPU per side) and its plots;
 //! - `headline.md`: the headline table alone, as the README shows it;
 //! - `results.csv`: every run (one row per seed and protocol: the
-//!   `convergence` columns after `kind,two_sided,seed`, then `model_ms` and
-//!   `model_fast_ms`);
+//!   `convergence` columns after `kind,two_sided,seed`, then each side's
+//!   CPU, `cpu_a_ms` and `cpu_b_ms`, then `model_ms` and `model_fast_ms`),
+//!   which `--from-csv` reads back;
 //! - `medians.csv`: the medians per cell and protocol;
 //! - `bytes-KIND-SIDES-nN.svg`: total bytes against `D`, one line per
 //!   protocol and the lower bound dashed, for each `N`;
@@ -61,6 +62,16 @@
 //! and the coded symbols the tree keeps), of the tree update alone
 //! (`DigestTree::replace`), and the digest memory per key
 //! (`Store::digest_bytes`).
+//!
+//! # Redrawing and combining runs
+//!
+//! `--from-csv FILE` runs nothing and renders the runs recorded in an
+//! earlier `results.csv`; given several times, it renders the runs of every
+//! file, a later file's run replacing an earlier one of the same kind,
+//! sidedness, `N`, `D`, seed and protocol (so a matrix run in parts, or
+//! cells run again, make one report). `--note FILE` adds the markdown of
+//! `FILE` under the report's first paragraph: how the runs were made, on
+//! what machine, under what load.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -82,12 +93,12 @@ use common::model::{
 use common::{run_cell, Row, PROTOCOL_NAMES};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use render::{fmt_n, sides_name, write_outputs};
+use render::{fmt_n, sides_name, write_outputs, Header};
 
 const USAGE: &str = "\
 usage: report [--full] [--keys LIST] [--ratios LIST] [--kinds LIST] [--sides LIST]
               [--seeds K] [--protocols LIST] [--out DIR] [--no-digest]
-              [--from-csv FILE]
+              [--from-csv FILE]... [--note FILE]
 
   --full            the whole matrix (N up to 1e6, 7 ratios, 3 seeds; long)
   --keys LIST       N values, e.g. 1e3,1e4
@@ -98,7 +109,9 @@ usage: report [--full] [--keys LIST] [--ratios LIST] [--kinds LIST] [--sides LIS
   --protocols LIST  subset of accordant,full_state,merkle_fixed,negentropy
   --out DIR         output folder (default target/accordant-report)
   --no-digest       skip the digest maintenance measurement
-  --from-csv FILE   run nothing: render the runs of an earlier results.csv";
+  --from-csv FILE   run nothing: render the runs of an earlier results.csv
+                    (repeatable: later files replace the same runs of earlier ones)
+  --note FILE       markdown added under the report's first paragraph";
 
 /// A modelled link.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +160,10 @@ struct Args {
     protocols: Vec<String>,
     out: PathBuf,
     digest: bool,
-    from_csv: Option<PathBuf>,
+    /// Earlier `results.csv` files to render, in order.
+    from_csv: Vec<PathBuf>,
+    /// Markdown added under the report's first paragraph.
+    note: Option<PathBuf>,
 }
 
 /// A count such as `1000`, `1e6` or `1_000`.
@@ -172,7 +188,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut protocols = None;
     let mut out = None;
     let mut digest = true;
-    let mut from_csv = None;
+    let mut from_csv = Vec::new();
+    let mut note = None;
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
@@ -231,7 +248,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 protocols = Some(list);
             }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
-            "--from-csv" => from_csv = Some(PathBuf::from(value("--from-csv")?)),
+            "--from-csv" => from_csv.push(PathBuf::from(value("--from-csv")?)),
+            "--note" => note = Some(PathBuf::from(value("--note")?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -279,6 +297,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         out,
         digest,
         from_csv,
+        note,
     }))
 }
 
@@ -559,17 +578,43 @@ fn digest_costs() -> DigestCosts {
     }
 }
 
+/// Reads the runs of earlier `results.csv` files, in order: a run of a
+/// later file replaces the run of an earlier one on the same kind,
+/// sidedness, `N`, `D`, seed and protocol.
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Run>, String> {
+    let mut all: BTreeMap<(Kind, bool, u64, u64, u64, &'static str), Run> = BTreeMap::new();
+    for path in paths {
+        for r in load_runs(path)? {
+            let key = (
+                r.kind,
+                r.two_sided,
+                r.row.keys,
+                r.row.changed,
+                r.seed,
+                r.row.protocol,
+            );
+            all.insert(key, r);
+        }
+    }
+    Ok(all.into_values().collect())
+}
+
 /// Reads the runs of an earlier `results.csv`.
 fn load_runs(path: &std::path::Path) -> Result<Vec<Run>, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or(format!("{}: empty file", path.display()))?
+        .split(',')
+        .collect();
     let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or(format!("no column {name}"))
+        header.iter().position(|h| *h == name).ok_or(format!(
+            "{}: no column {name} (files written before each side's CPU was recorded, \
+             cpu_a_ms and cpu_b_ms, cannot be redrawn)",
+            path.display()
+        ))
     };
     let idx = [
         "kind",
@@ -598,7 +643,7 @@ fn load_runs(path: &std::path::Path) -> Result<Vec<Run>, String> {
     let mut runs = Vec::new();
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
-        let bad = || format!("line {}: malformed", n + 2);
+        let bad = || format!("{}: line {}: malformed", path.display(), n + 2);
         let get = |i: usize| f.get(cols[i]).copied().ok_or_else(bad);
         let num = |i: usize| get(i)?.parse::<u64>().map_err(|_| bad());
         let ms = |i: usize| {
@@ -668,8 +713,18 @@ fn main() -> ExitCode {
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut failures = Vec::new();
-    if let Some(path) = &args.from_csv {
-        runs = match load_runs(path) {
+    let note = match &args.note {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                eprintln!("report: reading {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    if !args.from_csv.is_empty() {
+        runs = match load_all(&args.from_csv) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("report: {e}");
@@ -712,7 +767,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if args.from_csv.is_some() {
+    if !args.from_csv.is_empty() {
         failures = runs
             .iter()
             .filter(|r| !r.row.converged)
@@ -754,7 +809,17 @@ fn main() -> ExitCode {
             // Write what is done so far, so that a long --full run leaves
             // results behind even if it is stopped.
             let so_far = format!("Partial results of {invocation} (still running).");
-            if let Err(e) = write_outputs(&args, &runs, &skipped, &failures, None, &so_far) {
+            if let Err(e) = write_outputs(
+                &args,
+                &runs,
+                &skipped,
+                &failures,
+                None,
+                &Header {
+                    provenance: &so_far,
+                    note: note.as_deref(),
+                },
+            ) {
                 eprintln!("report: {e}");
                 return ExitCode::FAILURE;
             }
@@ -767,16 +832,21 @@ fn main() -> ExitCode {
         );
         digest_costs()
     });
-    let provenance = match &args.from_csv {
-        Some(path) => format!(
-            "Rendered by {invocation} from the runs recorded in `{}`; the digest measurement \
-             (if any) ran now, on a machine with {threads} CPU threads.",
-            path.display()
-        ),
-        None => format!(
+    let provenance = if args.from_csv.is_empty() {
+        format!(
             "Generated by {invocation} in {:.0} s on a machine with {threads} CPU threads.",
             start.elapsed().as_secs_f64()
-        ),
+        )
+    } else {
+        format!(
+            "Rendered by {invocation} from the runs recorded in {}; the digest measurement \
+             (if any) ran now, on a machine with {threads} CPU threads.",
+            args.from_csv
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )
     };
     if let Err(e) = write_outputs(
         &args,
@@ -784,7 +854,10 @@ fn main() -> ExitCode {
         &skipped,
         &failures,
         digest.as_ref(),
-        &provenance,
+        &Header {
+            provenance: &provenance,
+            note: note.as_deref(),
+        },
     ) {
         eprintln!("report: {e}");
         return ExitCode::FAILURE;

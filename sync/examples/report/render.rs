@@ -453,6 +453,14 @@ fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
+/// Where the report's numbers come from, said at its top.
+pub(crate) struct Header<'a> {
+    /// The command that produced the report, and on what machine.
+    pub(crate) provenance: &'a str,
+    /// Markdown added under the first paragraph (`--note`).
+    pub(crate) note: Option<&'a str>,
+}
+
 /// Writes the CSVs, the plots and the markdown of `runs`.
 pub(crate) fn write_outputs(
     args: &Args,
@@ -460,22 +468,25 @@ pub(crate) fn write_outputs(
     skipped: &[String],
     failures: &[String],
     digest: Option<&DigestCosts>,
-    provenance: &str,
+    header: &Header<'_>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("creating {}: {e}", args.out.display()))?;
     let m = medians(runs);
 
     // CSVs.
-    let mut csv = format!("kind,two_sided,seed,{HEADER},model_ms,model_fast_ms\n");
+    let mut csv =
+        format!("kind,two_sided,seed,{HEADER},cpu_a_ms,cpu_b_ms,model_ms,model_fast_ms\n");
     for r in runs {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{:.1},{:.1}",
+            "{},{},{},{},{:.3},{:.3},{:.1},{:.1}",
             r.kind.name(),
             r.two_sided,
             r.seed,
             r.row.csv(),
+            r.row.cpu_a.as_secs_f64() * 1e3,
+            r.row.cpu_b.as_secs_f64() * 1e3,
             r.model_time(LINKS[0]) * 1e3,
             r.model_time(LINKS[1]) * 1e3
         );
@@ -567,7 +578,7 @@ pub(crate) fn write_outputs(
         }
     }
 
-    let md = markdown(args, &m, &plots, skipped, failures, digest, provenance);
+    let md = markdown(args, &m, &plots, skipped, failures, digest, header);
     write(&args.out.join("report.md"), &md.0)?;
     write(&args.out.join("headline.md"), &md.1)?;
     Ok(())
@@ -581,8 +592,9 @@ fn markdown(
     skipped: &[String],
     failures: &[String],
     digest: Option<&DigestCosts>,
-    provenance: &str,
+    header: &Header<'_>,
 ) -> (String, String) {
+    let Header { provenance, note } = *header;
     let mut md = String::new();
     let _ = writeln!(md, "# accordant: convergence cost report\n");
     let _ = writeln!(
@@ -593,6 +605,9 @@ fn markdown(
          each protocol and value model is.\n",
         args.seeds
     );
+    if let Some(note) = note {
+        let _ = writeln!(md, "{}\n", note.trim_end());
+    }
     let _ = writeln!(
         md,
         "Matrix: N ∈ {{{}}}, D/N ∈ {{{}}}, kinds {{{}}}, {{{}}}.\n",

@@ -89,6 +89,30 @@ pub(crate) fn section(m: &BTreeMap<CellKey, Cell>) -> String {
         }
     }
 
+    // Nothing to do: one round trip, under 64 bytes each way, every kind
+    // and N.
+    let mut quiet =
+        Verdict::new("D = 0: one round trip, under 64 bytes each way (every kind and N)");
+    for kind in kinds {
+        for two in [false, true] {
+            for (n, d) in cells_of(m, kind, two) {
+                let Some(c) = get(m, kind, two, n, d, "accordant").filter(|_| d == 0) else {
+                    continue;
+                };
+                let held = c.legs <= 2 && c.bytes_a_to_b < 64 && c.bytes_b_to_a < 64;
+                quiet.check(held, || {
+                    format!(
+                        "{}: {} round trips, {} B A→B, {} B B→A",
+                        cell_name(kind, two, n, d),
+                        fmt_rt(c.legs),
+                        c.bytes_a_to_b,
+                        c.bytes_b_to_a
+                    )
+                });
+            }
+        }
+    }
+
     // Bytes against the lower bound for 10 <= D <= N/100.
     let mut bytes = Vec::new();
     for (kind, limit, name) in [
@@ -169,7 +193,7 @@ pub(crate) fn section(m: &BTreeMap<CellKey, Cell>) -> String {
         "## Targets\n\nThe session's targets, checked on the medians above, cell by cell \
          (accordant against the lower bound and the other protocols).\n\n",
     );
-    for v in std::iter::once(&rt).chain(&bytes).chain([&time, &cpu]) {
+    for v in [&rt, &quiet].into_iter().chain(&bytes).chain([&time, &cpu]) {
         if v.checked > 0 {
             v.render(&mut out);
         }
