@@ -555,20 +555,29 @@ pub fn check_any(h: &AnyHistory) {
 }
 
 /// The sync wire decoder: never panics; what it accepts re-encodes to a
-/// message that decodes to the same value.
+/// message that decodes to the same value, and the coded symbols and item
+/// lists inside are read (and peeled) in bounded work.
 pub fn check_message(data: &[u8]) {
-    use accordant_sync::message::{decode as decode_msg, encode as encode_msg, SyncLimits};
+    use accordant_sync::message::{decode as decode_msg, encode as encode_msg, Message, SyncLimits};
+    use accordant_sync::sketch::{peel, read_symbols};
     let limits = SyncLimits::default().with_max_message_bytes(1 << 16);
     if let Ok(m) = decode_msg(data, &limits) {
         let again = encode_msg(&m);
         assert_eq!(decode_msg(&again, &limits).expect("re-decode"), m);
-        // IBLTs from a peer: refused or peeled, never a panic, bounded work.
-        if let accordant_sync::message::Message::Turn(t) = &m {
-            for sk in &t.sketches.0 {
-                if let Ok(table) = accordant_sync::sketch::Sketch::from_bytes(&sk.cells.0) {
-                    let _ = table.decode();
+        match &m {
+            // Symbols from a peer: refused or peeled, never a panic.
+            Message::Symbols(s) => {
+                if let Ok(symbols) = read_symbols(&s.symbols.0, 1 << 16) {
+                    if let Some(d) = peel(&symbols) {
+                        assert!(d.len() <= symbols.len(), "no more items than symbols");
+                    }
                 }
             }
+            Message::Hello(h) => {
+                let e = accordant_sync::sketch::Estimator::default().estimate(&h.estimator);
+                assert!(e.is_finite() && e >= 0.0);
+            }
+            _ => {}
         }
     }
 }
@@ -582,25 +591,34 @@ pub struct SessionInput {
     pub initiate: bool,
     /// Raw messages from the peer.
     pub messages: Vec<Vec<u8>>,
-    /// Honest messages recorded from a real peer, then mutated: (index, byte, xor).
+    /// An honest peer's store, whose messages are recorded and mutated.
     pub honest_peer_writes: Vec<(u8, u8)>,
-    /// Mutations applied to the honest peer's messages.
+    /// Mutations applied to the honest peer's messages: (message, byte, xor).
     pub mutations: Vec<(u8, u16, u8)>,
+    /// Local writes between messages: (after message, key, element).
+    pub local_writes: Vec<(u8, u8, u8)>,
+    /// The first batch's margin, in percent (small values force extensions
+    /// and item lists).
+    pub margin: u8,
 }
 
 /// One honest store against a peer sending arbitrary (and mutated honest)
-/// messages: the session never panics, a rejected message changes nothing,
-/// and the store always holds valid states.
+/// messages, with local writes between them: the session never panics, a
+/// rejected message changes nothing (but a final root that does not
+/// match, after valid values), and the store always holds valid states.
 pub fn check_session(input: &SessionInput) {
+    use accordant_sync::error::SyncError;
     use accordant_sync::session::{Session, SessionConfig};
     use accordant_sync::store::Store;
+    let mut config = SessionConfig::default();
+    config.margin_percent = 1 + u32::from(input.margin);
     let mut honest: Store<u8, OrSet<u8>> = Store::new();
     for (k, r, e) in input.writes.iter().take(64) {
         let _ = honest.update(k % 32, |s| {
             s.add(ReplicaId::from_u128(u128::from(r % 4)), e % 8)
         });
     }
-    // An honest peer's messages, recorded, to mutate.
+    // An honest peer's messages to our side, recorded, to mutate.
     let mut peer: Store<u8, OrSet<u8>> = Store::new();
     for (k, e) in input.honest_peer_writes.iter().take(64) {
         let _ = peer.update(k % 32, |s| s.add(ReplicaId::from_u128(9), e % 8));
@@ -608,8 +626,17 @@ pub fn check_session(input: &SessionInput) {
     let mut recorded: Vec<Vec<u8>> = Vec::new();
     {
         let (mut h2, mut p2) = (honest.clone(), peer.clone());
-        let mut sh = Session::initiate(&h2, SessionConfig::default());
-        let mut sp = Session::<u8, OrSet<u8>>::respond(SessionConfig::default());
+        let (mut sh, mut sp) = if input.initiate {
+            (
+                Session::initiate(&h2, config),
+                Session::<u8, OrSet<u8>>::respond(config),
+            )
+        } else {
+            (
+                Session::<u8, OrSet<u8>>::respond(config),
+                Session::initiate(&p2, config),
+            )
+        };
         for _ in 0..16 {
             while let Some(m) = sh.poll_transmit() {
                 let _ = sp.handle(&mut p2, &m);
@@ -630,20 +657,27 @@ pub fn check_session(input: &SessionInput) {
         }
     }
     let mut session = if input.initiate {
-        Session::initiate(&honest, SessionConfig::default())
+        Session::initiate(&honest, config)
     } else {
-        Session::respond(SessionConfig::default())
+        Session::respond(config)
     };
-    for m in recorded.iter().chain(input.messages.iter()).take(64) {
-        let before = honest.root_digest();
-        let before_len = honest.len();
-        if session.handle(&mut honest, m).is_err() {
-            assert_eq!(
-                honest.root_digest(),
-                before,
-                "a rejected message changed the store"
-            );
-            assert_eq!(honest.len(), before_len);
+    for (n, m) in recorded.iter().chain(input.messages.iter()).take(64).enumerate() {
+        for (after, k, e) in &input.local_writes {
+            if usize::from(*after) == n {
+                let _ = honest.update(k % 32, |s| s.add(ReplicaId::from_u128(3), e % 8));
+            }
+        }
+        let before = honest.clone();
+        if let Err(e) = session.handle(&mut honest, m) {
+            if e != SyncError::NotConverged(1) {
+                assert_eq!(
+                    honest.root_digest(),
+                    before.root_digest(),
+                    "a rejected message changed the store"
+                );
+                assert!(honest == before);
+            }
+            assert!(session.is_failed() || e == SyncError::Finished);
         }
         while session.poll_transmit().is_some() {}
     }

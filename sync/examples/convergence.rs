@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p accordant-sync --example convergence -- \
 //!     --keys N --changed D [--value-bytes S] [--two-sided] [--seed X] \
-//!     [--value-kind lww|counter|orset] [--set-elems E] \
+//!     [--value-kind lww|lww32|counter|orset] [--set-elems E] \
 //!     [--protocols accordant,full_state,merkle_fixed,negentropy] \
 //!     [--no-header] [--verbose]
 //! ```
@@ -15,7 +15,7 @@
 //! the pair and prints one CSV row per protocol on stdout:
 //!
 //! ```text
-//! protocol,keys,changed,value_bytes,bytes_a_to_b,bytes_b_to_a,messages,round_trips,lower_bound_bytes,cpu_ms,converged
+//! protocol,keys,changed,value_bytes,bytes_a_to_b,bytes_b_to_a,messages,round_trips,legs,lower_bound_bytes,cpu_ms,converged
 //! ```
 //!
 //! The `report` example runs a matrix of these cells and draws them.
@@ -25,10 +25,10 @@
 //! Each is one module of `examples/common/`, whose documentation says
 //! exactly what it models and how it was tuned:
 //!
-//! - `accordant`: the `Session` of `accordant-sync`, `A` initiating, every
-//!   queued message delivered at once (as `sync_pair` does). `round_trips`
-//!   is the initiator's `SessionStats::round_trips` (turns in both
-//!   directions, two per round trip).
+//! - `accordant`: the `Session` of `accordant-sync` (protocol 3), `A`
+//!   initiating, every queued message delivered at once (as `sync_pair`
+//!   does). `legs` is the initiator's `SessionStats::legs` (turns in both
+//!   directions; a turn sent in several messages is one leg).
 //! - `full_state`: each side sends every `(key, value)` it holds, the other
 //!   decodes and joins: two messages, one round trip.
 //! - `merkle_fixed`: Cassandra-style repair: a fixed binary Merkle tree of
@@ -50,6 +50,11 @@
 //! - `bytes_a_to_b`, `bytes_b_to_a`: every byte of every message each side
 //!   sent (a transport's own length prefixes excluded, alike for all).
 //! - `messages`: messages in both directions.
+//! - `legs`: one-way trips of the protocol's turns; `round_trips` is them
+//!   halved, rounded up (so `merkle_fixed`'s three messages are 3 legs, 2
+//!   round trips started; accordant's 5 legs are two round trips and a
+//!   last message one way). Modelled times count half a round trip per
+//!   leg.
 //! - `lower_bound_bytes`: `log2 C(N, D)` bits (rounded up to bytes) to name
 //!   the changed keys, plus for each changed key its canonical key bytes once
 //!   and the encoded minimal deltas `Δ(a, b)` (what `B` lacks) and
@@ -81,7 +86,8 @@
 //!   (Equal stamps on both sides would make `B` win every key, a one-way
 //!   transfer in disguise; `D/2` disjoint keys per side would make naming
 //!   the keys cheaper than the issue's `log2 C(N, D)` floor assumes.) The
-//!   lower bound is thus `D` registers plus naming, in both modes.
+//!   lower bound is thus `D` registers plus naming, in both modes. `lww32`
+//!   is the same with `S` = 32 (a kind of its own in the report).
 //! - `counter`: a `GCounter` with two replicas (1 and 2) at random counts;
 //!   a change increments the side's own replica by 1..=100. Two-sided, both
 //!   directions of every changed key carry a one-entry delta (counters keep
@@ -96,7 +102,8 @@
 //!
 //! Everything is deterministic from `--seed` (default 1, a `ChaCha8Rng`).
 //! `--verbose` prints build times and, for each protocol, notes on stderr:
-//! for `accordant` where the bytes went (fingerprints, IBLT sketches, key lists, wants,
+//! for `accordant` the legs, symbols, extensions and verification, and
+//! where the bytes went (control, coded symbols, item lists, wants, keys,
 //! values, summaries, framing).
 //! Bad arguments exit with status 2 and a message on stderr; a protocol that
 //! fails or does not converge still gets its row (`converged` false) and
@@ -122,7 +129,8 @@ usage: convergence --keys N --changed D [--value-bytes S] [--two-sided] [--seed 
   --value-bytes S   bytes of each LWW register's value (lww only; default 256)
   --two-sided       change the same D keys on both sides, concurrently
   --seed X          seed of the ChaCha8 generator (default 1)
-  --value-kind K    lww (default), counter (GCounter) or orset (OrSet<u32>)
+  --value-kind K    lww (default), lww32 (32-byte lww), counter (GCounter)
+                    or orset (OrSet<u32>)
   --set-elems E     elements of each OR-Set (orset only; default 1000)
   --protocols P     comma-separated subset of: accordant, full_state,
                     merkle_fixed, negentropy
@@ -215,7 +223,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--verbose" => verbose = true,
             "--value-kind" => {
                 kind = Kind::parse(&value).ok_or_else(|| {
-                    format!("--value-kind: expected lww, counter or orset, got {value:?}")
+                    format!("--value-kind: expected lww, lww32, counter or orset, got {value:?}")
                 })?
             }
             "--protocols" => {
@@ -306,7 +314,11 @@ impl WithModel for Cell<'_> {
         let pair = diverge(m, &base, args.changed, args.two_sided, rng);
         drop(base);
         let built = t.elapsed();
-        let value_bytes = (args.spec.kind == Kind::Lww).then_some(args.spec.value_bytes as u64);
+        let value_bytes = match args.spec.kind {
+            Kind::Lww => Some(args.spec.value_bytes as u64),
+            Kind::Lww32 => Some(32),
+            Kind::Counter | Kind::OrSet => None,
+        };
         let (rows, times) = run_cell(pair, args.keys, value_bytes, &args.protocols);
         if args.verbose {
             eprintln!(

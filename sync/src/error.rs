@@ -35,11 +35,14 @@ pub enum SyncError {
     /// The message is valid but not expected now.
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
-    /// The pass exceeded its message budget without finishing.
+    /// The session exceeded its turn or message budget without finishing.
     #[error("no convergence within {0} messages")]
     TooManyTurns(u32),
-    /// Roots still differed after the last allowed pass.
-    #[error("roots still differ after {0} passes")]
+    /// The session's last message found the two roots different although
+    /// neither side took another write during the session (a 40-bit
+    /// fingerprint coincidence, or a peer that lies); the count is the
+    /// number of passes run.
+    #[error("roots differ after {0} pass(es) though neither side took another write")]
     NotConverged(u8),
     /// The session is over; it accepts no more messages.
     #[error("the session is already finished")]

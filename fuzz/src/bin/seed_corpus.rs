@@ -29,9 +29,10 @@ fn record<K: StoreKey, V: StoreValue>(
     n: &mut usize,
     a: &mut Store<K, V>,
     b: &mut Store<K, V>,
+    config: SessionConfig,
 ) -> Vec<u8> {
-    let mut sa = Session::initiate(a, SessionConfig::default());
-    let mut sb = Session::respond(SessionConfig::default());
+    let mut sa = Session::initiate(a, config);
+    let mut sb = Session::respond(config);
     let mut responder = Vec::new();
     for _ in 0..16 {
         while let Some(msg) = sa.poll_transmit() {
@@ -146,18 +147,31 @@ fn main() {
     let _ = a.update(3, |x| x.add(r(2), 9));
     let _ = b.update(250, |x| x.add(r(3), 1));
     let mut n = 0;
-    let session_seed = record(&dir, &mut n, &mut a, &mut b);
-    // A larger store: fingerprints two levels down and an IBLT (sketches).
+    let session_seed = record(&dir, &mut n, &mut a, &mut b, SessionConfig::default());
+    // A larger store: coded symbols, an offer with wants and summaries, an
+    // answer with replies, a close.
     let mut a: Store<u32, OrSet<u8>> = Store::new();
     for k in 0..3000u32 {
         let _ = a.update(k, |x| x.add(r(1), (k % 8) as u8));
+    }
+    for e in 0..64 {
+        let _ = a.update(5000, |x| x.add(r(1), e));
     }
     let mut b = a.clone();
     for k in [7u32, 700, 1400, 2100, 2800] {
         let _ = a.update(k, |x| x.add(r(2), 9));
         let _ = b.update(k + 1, |x| x.add(r(3), 1));
     }
-    let _ = record(&dir, &mut n, &mut a, &mut b);
+    let _ = a.update(5000, |x| x.add(r(2), 100));
+    let _ = b.update(5000, |x| Ok::<_, ()>(x.remove(&3)));
+    let _ = record(&dir, &mut n, &mut a.clone(), &mut b.clone(), SessionConfig::default());
+    // Too few symbols: requests for more, and the item list.
+    let mut tight = SessionConfig::default();
+    tight.margin_percent = 1;
+    let _ = record(&dir, &mut n, &mut a.clone(), &mut b.clone(), tight);
+    // Equal stores, and a new initiator.
+    let _ = record(&dir, &mut n, &mut a.clone(), &mut a.clone(), SessionConfig::default());
+    let _ = record(&dir, &mut n, &mut Store::new(), &mut b, SessionConfig::default());
 
     // The structured targets take arbitrary bytes; a few plain seeds help.
     for (i, seed) in [vec![0u8; 64], (0..=255u8).collect(), session_seed]

@@ -1,8 +1,10 @@
 //! `accordant`: the [`Session`] of `accordant-sync`, driven by a loop like
 //! `sync_pair` that delivers every queued message at once; `A` initiates.
-//! `messages` counts both directions, `round_trips` is the initiator's
-//! [`SessionStats::round_trips`](accordant_sync::session::SessionStats::round_trips)
-//! (turns in both directions, two per round trip). CPU is the time spent
+//! `messages` counts both directions (chunks included), `legs` is the
+//! initiator's
+//! [`SessionStats::legs`](accordant_sync::session::SessionStats::legs)
+//! (turns in both directions) and `round_trips` those halved, rounded up.
+//! CPU is the time spent
 //! inside `Session::initiate`, `Session::respond` and `Session::handle`,
 //! per side.
 
@@ -18,25 +20,23 @@ use super::Outcome;
 /// Bytes of one direction of an `accordant` session, by what they carry.
 #[derive(Debug, Default, Clone, Copy)]
 struct Breakdown {
-    /// Hello, Done and Verified messages.
+    /// Hello, InSync and More messages, and the final roots.
     control: u64,
-    /// Fingerprint blocks (node ids and 2- to 4-byte fingerprints).
-    fingerprints: u64,
-    /// IBLTs of the items under differing nodes (node, bitmap, cells).
-    sketches: u64,
-    /// Key lists (key bits and item fingerprint per key).
+    /// Coded symbols (11 bytes each).
+    symbols: u64,
+    /// Item lists (8 bytes per id).
     lists: u64,
-    /// Key hashes asked for.
+    /// Ids of items wanted.
     want: u64,
-    /// Key bytes of values, deltas and summaries.
+    /// Key bytes of values and summaries.
     keys: u64,
-    /// Values and deltas to join (`joins`, `fulls`, the deltas of `replies`).
+    /// Values and deltas to join.
     values: u64,
-    /// Summaries (of `summaries` and `replies`).
+    /// Summaries (offered, and in replies).
     summaries: u64,
     /// Number of keys that travelled with a value, delta or summary.
     items: u64,
-    /// Everything else: version byte, tags, length prefixes, roots in turns.
+    /// Everything else: version byte, tags, length prefixes, counts.
     framing: u64,
 }
 
@@ -47,47 +47,66 @@ impl Breakdown {
             return;
         };
         let total = bytes.len() as u64;
-        let Message::Turn(t) = msg else {
-            self.control += total;
-            return;
+        let (mut symbols, mut lists, mut want, mut keys, mut values, mut sums, mut control) =
+            (0, 0, 0, 0, 0, 0, 0);
+        let mut kv = |k: &[u8], v: &[u8], keys: &mut u64, values: &mut u64| {
+            *keys += k.len() as u64;
+            *values += v.len() as u64;
+            self.items += 1;
         };
-        let fps = size(&t.fps);
-        let lists = size(&t.lists);
-        let sketches = size(&t.sketches);
-        let want = size(&t.want);
-        let (mut keys, mut values, mut sums) = (0, 0, 0);
-        for (k, v) in t.joins.0.iter().chain(&t.fulls.0) {
-            keys += k.0.len() as u64;
-            values += v.0.len() as u64;
+        let finish = |f: &Option<message::Finish>| if f.is_some() { 33 } else { 0 };
+        match &msg {
+            Message::Hello(_) | Message::InSync(_) | Message::More(_) => control = total,
+            Message::Symbols(s) => symbols = s.symbols.0.len() as u64,
+            Message::Items(i) => lists = i.ids.0.len() as u64,
+            Message::Offer(o) => {
+                for e in o.joins.0.iter().chain(&o.fulls.0) {
+                    kv(&e.key.0, &e.value.0, &mut keys, &mut values);
+                }
+                for e in &o.summaries.0 {
+                    kv(&e.key.0, &[], &mut keys, &mut values);
+                    sums += e.summary.0.len() as u64;
+                }
+                want = o.wants.0.len() as u64;
+                control = finish(&o.finish);
+            }
+            Message::Answer(a) => {
+                for e in &a.joins.0 {
+                    kv(&e.key.0, &e.value.0, &mut keys, &mut values);
+                }
+                for d in &a.deltas.0 {
+                    values += d.0.len() as u64;
+                }
+                for r in &a.replies.0 {
+                    values += r.delta.0.len() as u64;
+                    sums += r.summary.as_ref().map_or(0, |s| s.0.len() as u64);
+                }
+                control = finish(&a.finish);
+            }
+            Message::Close(c) => {
+                for d in &c.deltas.0 {
+                    values += d.0.len() as u64;
+                }
+                control = finish(&c.finish);
+            }
         }
-        for (k, s) in &t.summaries.0 {
-            keys += k.0.len() as u64;
-            sums += s.0.len() as u64;
-        }
-        for (k, d, s) in &t.replies.0 {
-            keys += k.0.len() as u64;
-            values += d.0.len() as u64;
-            sums += s.0.len() as u64;
-        }
-        self.items +=
-            (t.joins.0.len() + t.fulls.0.len() + t.summaries.0.len() + t.replies.0.len()) as u64;
-        self.fingerprints += fps;
-        self.sketches += sketches;
+        self.control += control;
+        self.symbols += symbols;
         self.lists += lists;
         self.want += want;
         self.keys += keys;
         self.values += values;
         self.summaries += sums;
-        self.framing += total.saturating_sub(fps + sketches + lists + want + keys + values + sums);
+        self.framing +=
+            total.saturating_sub(control + symbols + lists + want + keys + values + sums);
     }
 
     fn line(&self, dir: &str) -> String {
         format!(
-            "  {dir}: control {} fingerprints {} sketches {} key-lists {} want {} keys {} values {} \
+            "  {dir}: control {} symbols {} lists {} want {} keys {} values {} \
              summaries {} framing {} ({} keys with state)",
             self.control,
-            self.fingerprints,
-            self.sketches,
+            self.symbols,
             self.lists,
             self.want,
             self.keys,
@@ -97,11 +116,6 @@ impl Breakdown {
             self.items
         )
     }
-}
-
-/// The postcard size of a message part, for the breakdown.
-fn size<T: serde::Serialize>(x: &T) -> u64 {
-    postcard::experimental::serialized_size(x).unwrap_or(0) as u64
 }
 
 /// The accordant session, `a` initiating, every queued message delivered at
@@ -162,11 +176,20 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
     out.bytes_a_to_b = sa.bytes_sent;
     out.bytes_b_to_a = sb.bytes_sent;
     out.messages = sa.messages_sent + sb.messages_sent;
-    out.round_trips = sa.round_trips();
+    out.legs = sa.legs();
+    out.round_trips = sa.legs().div_ceil(2);
     out.error = error;
     out.notes.push(format!(
-        "  passes {} (A) {} (B); keys with state sent: A {} B {}",
-        sa.passes, sb.passes, sa.keys_sent, sb.keys_sent
+        "  legs {}; symbols {}, ids listed {}, extensions {}; verified A {:?} B {:?}; \
+         keys with state sent: A {} B {}",
+        sa.legs(),
+        sa.symbols,
+        sa.items_listed,
+        sa.extensions,
+        sa.verified,
+        sb.verified,
+        sa.keys_sent,
+        sb.keys_sent
     ));
     out.notes.push(down.line("A->B"));
     out.notes.push(up.line("B->A"));

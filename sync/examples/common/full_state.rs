@@ -1,7 +1,8 @@
 //! `full_state`: each side sends every `(key, value)` it holds as one item
 //! list (see [`super::wire`]), and the other side decodes and joins it: two
-//! messages, sent at once, one round trip. CPU per side is encoding its own
-//! store plus decoding and joining the peer's.
+//! messages, one round trip (two legs: the responder's state leaves once the
+//! initiator's arrives). CPU per side is encoding its own store plus
+//! decoding and joining the peer's.
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
     let mut out = Outcome {
         messages: 2,
         round_trips: 1,
+        legs: 2,
         ..Outcome::default()
     };
     // Both sides send at once, so neither echoes what it just received.

@@ -23,7 +23,8 @@
 //!   delta-encoded varint indices, whichever is smaller) followed by every
 //!   `(key, value)` it holds in them; `A` then sends every item it holds in
 //!   them (encoded before it joins `B`'s). Each side joins what it
-//!   receives. Three messages, two round trips; one round trip when the
+//!   receives. Three messages (three legs: a round trip and a half), two
+//!   round trips started; one round trip when the
 //!   trees agree.
 //! - **CPU** per side: building its leaf hashes, comparing, encoding,
 //!   decoding and joining.
@@ -190,6 +191,7 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
     if leaves.is_empty() {
         out.cpu_a += t.elapsed();
         out.round_trips = 1;
+        out.legs = 2;
         return out;
     }
     let mut to_b = Vec::new();
@@ -204,6 +206,7 @@ pub(crate) fn run<V: StoreValue>(a: &mut Keyed<V>, b: &mut Keyed<V>) -> Outcome 
     out.bytes_a_to_b += to_b.len() as u64;
     out.messages = 3;
     out.round_trips = 2;
+    out.legs = 3;
     // B: join A's items.
     let t = Instant::now();
     let mut pos = 0;

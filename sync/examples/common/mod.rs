@@ -36,7 +36,12 @@ pub(crate) struct Outcome {
     pub(crate) bytes_a_to_b: u64,
     pub(crate) bytes_b_to_a: u64,
     pub(crate) messages: u64,
+    /// Round trips started: `legs` halved, rounded up.
     pub(crate) round_trips: u64,
+    /// One-way trips of the protocol's turns (a turn sent in several
+    /// messages is one leg): the modelled time counts half a round trip per
+    /// leg.
+    pub(crate) legs: u64,
     /// Time spent in the protocol's own work on side `A`.
     pub(crate) cpu_a: Duration,
     /// The same on side `B`.
@@ -66,7 +71,7 @@ pub(crate) fn protocols<V: StoreValue>() -> [(&'static str, Protocol<V>); 4] {
 
 /// The CSV header; one [`Row`] per protocol follows.
 pub(crate) const HEADER: &str = "protocol,keys,changed,value_bytes,bytes_a_to_b,bytes_b_to_a,\
-                                 messages,round_trips,lower_bound_bytes,cpu_ms,converged";
+                                 messages,round_trips,legs,lower_bound_bytes,cpu_ms,converged";
 
 /// One protocol's result on one cell.
 #[derive(Debug, Clone)]
@@ -79,6 +84,7 @@ pub(crate) struct Row {
     pub(crate) bytes_b_to_a: u64,
     pub(crate) messages: u64,
     pub(crate) round_trips: u64,
+    pub(crate) legs: u64,
     pub(crate) lower_bound_bytes: u64,
     pub(crate) cpu_a: Duration,
     pub(crate) cpu_b: Duration,
@@ -99,7 +105,7 @@ impl Row {
         let mut s = String::new();
         let _ = write!(
             s,
-            "{},{},{},{},{},{},{},{},{},{:.3},{}",
+            "{},{},{},{},{},{},{},{},{},{},{:.3},{}",
             self.protocol,
             self.keys,
             self.changed,
@@ -108,6 +114,7 @@ impl Row {
             self.bytes_b_to_a,
             self.messages,
             self.round_trips,
+            self.legs,
             self.lower_bound_bytes,
             ms(self.cpu_a + self.cpu_b),
             self.converged,
@@ -170,6 +177,7 @@ pub(crate) fn run_cell<V: StoreValue>(
             bytes_b_to_a: out.bytes_b_to_a,
             messages: out.messages,
             round_trips: out.round_trips,
+            legs: out.legs,
             lower_bound_bytes: bound,
             cpu_a: out.cpu_a,
             cpu_b: out.cpu_b,

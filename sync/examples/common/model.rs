@@ -29,6 +29,9 @@ pub(crate) type Keyed<V> = Store<u64, V>;
 pub(crate) enum Kind {
     /// `LwwRegister<Vec<u8>>` of `value_bytes` random bytes.
     Lww,
+    /// `LwwRegister<Vec<u8>>` of 32 random bytes (`lww` with
+    /// `value_bytes` 32, a kind of its own in the report).
+    Lww32,
     /// `GCounter` with two replicas.
     Counter,
     /// `OrSet<u32>` of `set_elems` elements.
@@ -40,6 +43,7 @@ impl Kind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Lww => "lww",
+            Kind::Lww32 => "lww32",
             Kind::Counter => "counter",
             Kind::OrSet => "orset",
         }
@@ -49,6 +53,7 @@ impl Kind {
     pub(crate) fn parse(s: &str) -> Option<Kind> {
         match s {
             "lww" => Some(Kind::Lww),
+            "lww32" => Some(Kind::Lww32),
             "counter" => Some(Kind::Counter),
             "orset" => Some(Kind::OrSet),
             _ => None,
@@ -112,6 +117,7 @@ pub(crate) fn with_model<F: WithModel>(spec: &ValueSpec, rng: &mut ChaCha8Rng, f
             },
             rng,
         ),
+        Kind::Lww32 => f.run(&LwwModel { bytes: 32 }, rng),
         Kind::Counter => f.run(&CounterModel, rng),
         Kind::OrSet => {
             let model = OrSetModel::new(rng, spec.set_elems);

@@ -197,6 +197,7 @@ fn run_inner<V: StoreValue>(
         turns += 2;
     }
     out.messages = turns;
+    out.legs = turns;
     out.round_trips = turns.div_ceil(2);
     out.notes.push(format!(
         "  {} reconciliation round trips; have {} need {} ids",
