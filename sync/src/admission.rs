@@ -28,10 +28,10 @@
 //!
 //! The delta paths ([`NaivePush`](crate::delta::NaivePush),
 //! [`AckedDeltas`](crate::delta::AckedDeltas)) check every value of a
-//! message before joining any ([`Admit`]). An anti-entropy session checks
-//! each value it is about to join by calling [`Admit::admit`] with the
-//! store it joins into (the session's hook is wired where the session
-//! applies a validated turn).
+//! message before joining any ([`Admit`]). An anti-entropy session given a
+//! policy ([`Session::with_admission`](crate::session::Session::with_admission))
+//! checks every value of a validated turn before joining any of it; the
+//! node gives its sessions the node's [`Admission`].
 //!
 //! What admission does not catch: a member that forges *other* members'
 //! writes below the ceiling (see SECURITY.md), and last-writer-wins stamps
@@ -69,6 +69,7 @@
 //! ```
 
 use core::fmt;
+use std::sync::Arc;
 
 use accordant::{ClaimKind, Claims, ReplicaId};
 use thiserror::Error;
@@ -207,6 +208,18 @@ pub trait Admit<K, V> {
 impl<K: StoreKey, V: StoreValue + Claims> Admit<K, V> for Admission {
     fn admit(&self, store: &Store<K, V>, key: &K, value: &V) -> Result<(), Refusal> {
         self.admit_value(store.get(key).as_ref(), value)
+    }
+}
+
+/// An admission policy shared by the sessions of a node: what
+/// [`Session::with_admission`](crate::session::Session::with_admission)
+/// keeps.
+#[derive(Clone)]
+pub struct SharedAdmit<K, V>(pub Arc<dyn Admit<K, V> + Send + Sync>);
+
+impl<K, V> fmt::Debug for SharedAdmit<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedAdmit(..)")
     }
 }
 

@@ -169,7 +169,7 @@ mod wire;
 pub use acked::{AckedConfig, AckedDeltas, AckedStats};
 pub use map::GMap;
 pub use path::{decode_value, DeltaReplicator, NaivePush, Outbox};
-pub use replicator::Replicator;
+pub use replicator::{Replicator, SessionHook};
 
 /// How replicas synchronise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,14 +2,16 @@
 //! forges the receiver's own writes, or claims a number above the ceiling,
 //! is refused whole — not even its valid values are joined — with a typed
 //! error; true data, including the receiver's own writes echoed back, is
-//! admitted.
+//! admitted. Sessions given the policy refuse the same way.
 
 use accordant::{GCounter, OrSet, ReplicaId};
 use accordant_sync::admission::{Admission, AdmitAll, Refusal};
 use accordant_sync::delta::{AckedConfig, AckedDeltas, DeltaReplicator, NaivePush, Outbox};
 use accordant_sync::error::SyncError;
 use accordant_sync::peer::PeerId;
+use accordant_sync::session::{sync_pair, Session, SessionConfig};
 use accordant_sync::store::Store;
+use std::sync::Arc;
 
 /// Collects what a replicator sends.
 #[derive(Default)]
@@ -138,4 +140,80 @@ fn acked_deltas_refuse_a_whole_group_for_one_bad_value() {
         Err(SyncError::Refused(Refusal::AboveCeiling { claimed: 2, .. }))
     ));
     assert_eq!(a2.len(), 0);
+}
+
+/// Drives two sessions to the end or the first error; returns the error.
+fn run_session(
+    a: &mut Store<String, GCounter>,
+    sa: &mut Session<String, GCounter>,
+    b: &mut Store<String, GCounter>,
+    sb: &mut Session<String, GCounter>,
+) -> Result<(), SyncError> {
+    for _ in 0..64 {
+        let mut moved = false;
+        while let Some(m) = sa.poll_transmit() {
+            sb.handle(b, &m)?;
+            moved = true;
+        }
+        while let Some(m) = sb.poll_transmit() {
+            sa.handle(a, &m)?;
+            moved = true;
+        }
+        if !moved {
+            return Ok(());
+        }
+    }
+    panic!("the session did not end");
+}
+
+/// A session's values pass the same admission as deltas, whichever side
+/// the forgery reaches and in whichever message it travels: the victim
+/// refuses the turn whole (its honest value too) and keeps its state.
+#[test]
+fn sessions_refuse_forged_values_before_joining_any() {
+    let me = r(1);
+    for victim_initiates in [false, true] {
+        for honest_first in [false, true] {
+            let mut victim: Store<String, GCounter> = Store::new();
+            let _ = victim.update("k".into(), |c| c.increment(me, 2)).unwrap();
+            let mut evil: Store<String, GCounter> = Store::new();
+            // Four of the victim's increments when it made two, and an
+            // honest key beside it (sent in the same turn).
+            let _ = evil.update("k".into(), |c| c.increment(me, 4)).unwrap();
+            let key = if honest_first { "a-honest" } else { "z-honest" };
+            let _ = evil.update(key.into(), |c| c.increment(r(2), 7)).unwrap();
+            let before = victim.clone();
+            let admission = Arc::new(Admission::new(Some(me)));
+            let config = SessionConfig::default();
+            let result = if victim_initiates {
+                let mut sv = Session::initiate(&victim, config).with_admission(admission);
+                let mut se = Session::respond(config);
+                run_session(&mut victim, &mut sv, &mut evil, &mut se)
+            } else {
+                let mut se = Session::initiate(&evil, config);
+                let mut sv = Session::respond(config).with_admission(admission);
+                run_session(&mut evil, &mut se, &mut victim, &mut sv)
+            };
+            assert!(
+                matches!(
+                    result,
+                    Err(SyncError::Refused(Refusal::OwnReplica {
+                        claimed: 4,
+                        issued: 2,
+                        ..
+                    }))
+                ),
+                "victim initiates: {victim_initiates}: {result:?}"
+            );
+            assert!(victim == before, "nothing of the refused turn was joined");
+        }
+    }
+    // Without a policy the same session joins the forgery: the check above
+    // is what stops it.
+    let mut victim: Store<String, GCounter> = Store::new();
+    let _ = victim.update("k".into(), |c| c.increment(me, 2)).unwrap();
+    let mut evil: Store<String, GCounter> = Store::new();
+    let _ = evil.update("k".into(), |c| c.increment(me, 4)).unwrap();
+    let (_, _) = sync_pair(&mut evil, &mut victim, SessionConfig::default()).unwrap();
+    assert_eq!(victim.get(&"k".to_string()).unwrap().value(), 4);
 }

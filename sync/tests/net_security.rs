@@ -852,7 +852,6 @@ async fn certificates_rotate_without_a_restart() {
 /// A member forges a value claiming the victim's own writes and ships it
 /// by anti-entropy (a session) instead of a delta.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the session admission hook"]
 async fn a_forged_value_in_a_session_is_refused() {
     use accordant_sync::host::{HostConfig, SessionHost};
     use accordant_sync::session::{Session, SessionConfig};

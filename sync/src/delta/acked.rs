@@ -62,6 +62,7 @@ use super::{Config, GMap, Replicator, Stats, Strategy};
 use crate::admission::Admit;
 use crate::error::SyncError;
 use crate::peer::PeerId;
+use crate::session::Session;
 use crate::store::{Store, StoreKey, StoreValue};
 
 /// Settings of [`AckedDeltas`].
@@ -241,6 +242,12 @@ where
         let r = self.rep.receive_checked(store, from, payload, check);
         self.flush(out);
         r
+    }
+
+    fn set_session_admission(&mut self, admit: Arc<dyn Admit<K, V> + Send + Sync>) {
+        self.rep.set_session_hook(Arc::new(move |s: Session<K, V>| {
+            s.with_admission(admit.clone())
+        }));
     }
 
     fn on_connect(&mut self, peer: PeerId, _store: &Store<K, V>, out: &mut dyn Outbox) {

@@ -73,6 +73,8 @@
 //! push.on_receive(PeerId(2), &payload, &mut eu, &eu_policy, &mut wire).unwrap();
 //! ```
 
+use std::sync::Arc;
+
 use accordant::codec::{self, Limits};
 
 use crate::admission::Admit;
@@ -134,6 +136,10 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
 
     /// The connection with `peer` ended.
     fn on_disconnect(&mut self, _peer: PeerId) {}
+
+    /// The node's admission policy, for the anti-entropy sessions this
+    /// path runs itself (a fall-back repair); the default runs none.
+    fn set_session_admission(&mut self, _admit: Arc<dyn Admit<K, V> + Send + Sync>) {}
 
     /// Called about every tick of the transport (the TCP node's `NodeConfig::tick`; for
     /// retransmissions, batching, garbage collection).

@@ -149,7 +149,15 @@ pub struct Replicator<S: ReplicaState, P> {
     generation: u64,
     outbox: VecDeque<Transmit<P>>,
     stats: Stats,
+    /// Applied to every fall-back session made (the node gives its
+    /// sessions its admission policy here).
+    session_hook: Option<SessionHook<S>>,
 }
+
+/// What a [`Replicator`] applies to each fall-back session it makes.
+pub type SessionHook<S> = std::sync::Arc<
+    dyn Fn(<S as ReplicaState>::Session) -> <S as ReplicaState>::Session + Send + Sync,
+>;
 
 impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> fmt::Debug for Replicator<S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,13 +193,38 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             generation: 0,
             outbox: VecDeque::new(),
             stats: Stats::default(),
+            session_hook: None,
         }
+    }
+
+    /// Applies `hook` to every fall-back session this replicator makes
+    /// from now on: the node passes
+    /// [`Session::with_admission`](crate::session::Session::with_admission)
+    /// here, so values a fall-back session carries pass the same admission
+    /// as deltas do.
+    pub fn set_session_hook(&mut self, hook: SessionHook<S>) {
+        self.session_hook = Some(hook);
+    }
+
+    /// A new fall-back session, with the hook applied.
+    fn make_session(
+        &self,
+        state: &S,
+        initiator: bool,
+        config: crate::session::SessionConfig,
+    ) -> Option<S::Session> {
+        let session = state.new_session(initiator, config)?;
+        Some(match &self.session_hook {
+            Some(hook) => hook(session),
+            None => session,
+        })
     }
 
     /// A fresh replicator with the same settings and neighbours, for the
     /// replica restarted with `state` and a new `incarnation`.
     pub fn restarted(&self, incarnation: u32, state: &S) -> Self {
         let mut r = Self::new(self.config, incarnation, state);
+        r.session_hook = self.session_hook.clone();
         for p in self.peers.keys() {
             r.add_neighbour(*p);
         }
@@ -455,7 +488,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             && !self.host.has_session(p)
             && !self.host.backing_off(p)
         {
-            match state.new_session(true, self.config.session) {
+            match self.make_session(state, true, self.config.session) {
                 Some(session) => self.start_session(p, session),
                 None if lost => self.transfer_state(state, p),
                 None => {}
@@ -779,12 +812,14 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         let now = self.now();
         // A responder, in case the message opens a session (making one
         // reads the state, which the host then lends to the sessions).
-        let mut fresh = state.new_session(false, config).map(|session| Fallback {
-            session,
-            base: seq,
-            changed: false,
-            generation,
-        });
+        let mut fresh = self
+            .make_session(state, false, config)
+            .map(|session| Fallback {
+                session,
+                base: seq,
+                changed: false,
+                generation,
+            });
         let result = self
             .host
             .handle(now, from, envelope, state, || fresh.take());

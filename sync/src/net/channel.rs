@@ -15,6 +15,7 @@ use accordant::Claims;
 use super::commit::{settle, Commits};
 use super::shared::{lock, Shared};
 use super::wire::Frame;
+use crate::admission::Admit;
 use crate::delta::{DeltaReplicator, Outbox};
 use crate::digest::Digest;
 use crate::error::SyncError;
@@ -52,6 +53,8 @@ pub(crate) struct ChannelShared<K, V> {
     pub(crate) state: Mutex<ChannelState<K, V>>,
     pub(crate) session: SessionConfig,
     pub(crate) commits: Commits,
+    /// The node's admission policy, as its sessions hold it.
+    pub(crate) admit: Arc<dyn Admit<K, V> + Send + Sync>,
 }
 
 impl<K: StoreKey, V: StoreValue> ChannelShared<K, V> {
@@ -167,7 +170,7 @@ where
         let session = {
             let mut guard = lock(&self.state);
             self.settle(&mut guard);
-            Session::initiate(&guard.store, self.session)
+            Session::initiate(&guard.store, self.session).with_admission(self.admit.clone())
         };
         Box::new(SessionOn {
             channel: self,
@@ -176,7 +179,7 @@ where
     }
 
     fn respond(self: Arc<Self>) -> Box<dyn ErasedSession> {
-        let session = Session::respond(self.session);
+        let session = Session::respond(self.session).with_admission(self.admit.clone());
         Box::new(SessionOn {
             channel: self,
             session,

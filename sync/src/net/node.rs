@@ -23,6 +23,7 @@ use super::error::NetError;
 use super::identity::{TlsError, TlsIdentity};
 use super::shared::{lock, NodeEvent, NodeStats, Shared};
 use super::tls::TlsContext;
+use crate::admission::Admit;
 use crate::delta::{DeltaReplicator, NaivePush};
 use crate::peer::PeerId;
 use crate::rng::SplitMix64;
@@ -294,6 +295,11 @@ impl NodeBuilder {
         );
         let index = u16::try_from(self.channels.len()).expect("at most 65,536 channels");
         let durable = store.is_durable();
+        // Sessions (the node's and a delta path's fall-back) check what
+        // they join with the same policy as deltas.
+        let admit: Arc<dyn Admit<K, V> + Send + Sync> = Arc::new(self.shared.config.admission);
+        let mut replicator = replicator;
+        replicator.set_session_admission(admit.clone());
         let inner = Arc::new(ChannelShared {
             name: name.to_string(),
             index,
@@ -301,6 +307,7 @@ impl NodeBuilder {
             state: Mutex::new(ChannelState::new(store, replicator)),
             session: self.shared.config.session,
             commits: Commits::new(self.shared.config.fsync, durable),
+            admit,
         });
         self.channels.push(inner.clone());
         Channel { inner }

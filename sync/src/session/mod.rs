@@ -149,7 +149,9 @@ pub mod message;
 mod reconcile;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
+use crate::admission::{Admit, SharedAdmit};
 use crate::digest::Aggregate;
 use crate::error::SyncError;
 use crate::store::{Store, StoreKey, StoreValue};
@@ -285,6 +287,9 @@ pub struct Session<K, V> {
     listed: bool,
     offered: Option<Offered<K>>,
     answering: Option<Answering<K>>,
+    /// The policy every received value passes before any of its turn is
+    /// joined; `None` admits everything.
+    admit: Option<SharedAdmit<K, V>>,
     _types: core::marker::PhantomData<fn() -> V>,
 }
 
@@ -307,6 +312,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             listed: false,
             offered: None,
             answering: None,
+            admit: None,
             _types: core::marker::PhantomData,
         }
     }
@@ -328,6 +334,16 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     /// Starts a session as the responder, waiting for the peer's `Hello`.
     pub fn respond(config: SessionConfig) -> Self {
         Self::new(config, Phase::AwaitHello)
+    }
+
+    /// Checks every value a turn carries with `admit` before any value of
+    /// the turn is joined: a refused value fails the session with
+    /// [`SyncError::Refused`] and nothing of that turn is applied (earlier
+    /// turns stay joined: joins only add information). See
+    /// [`admission`](crate::admission).
+    pub fn with_admission(mut self, admit: Arc<dyn Admit<K, V> + Send + Sync>) -> Self {
+        self.admit = Some(SharedAdmit(admit));
+        self
     }
 
     /// The next message to send to the peer, if any.
@@ -557,7 +573,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
         let answering = self
             .answering
             .get_or_insert_with(|| Answering::new(&config));
-        answering.take_offer(store, o, &config)?;
+        let admit = self.admit.as_ref().map(|a| &*a.0 as &dyn Admit<K, V>);
+        answering.take_offer(store, o, &config, admit)?;
         if o.more {
             return Ok(());
         }
@@ -587,7 +604,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             .answering
             .as_mut()
             .ok_or(SyncError::Unexpected("Close before an offer"))?;
-        answering.take_close(store, c, &config)?;
+        let admit = self.admit.as_ref().map(|a| &*a.0 as &dyn Admit<K, V>);
+        answering.take_close(store, c, &config, admit)?;
         match c.finish {
             Some(finish) => self.verify(store, finish),
             None => Ok(()),
@@ -658,7 +676,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             .offered
             .as_mut()
             .ok_or(SyncError::Unexpected("Answer before an offer"))?;
-        reconcile::take_answer(store, a, offered, &config)?;
+        let admit = self.admit.as_ref().map(|a| &*a.0 as &dyn Admit<K, V>);
+        reconcile::take_answer(store, a, offered, &config, admit)?;
         if a.more {
             return Ok(());
         }

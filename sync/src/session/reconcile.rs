@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use accordant::codec;
 
+use crate::admission::Admit;
 use crate::digest::KeyHash;
 use crate::error::SyncError;
 use crate::key::{decode_key, key_bytes};
@@ -267,6 +268,7 @@ pub(super) fn take_answer<K: StoreKey, V: StoreValue>(
     answer: &Answer,
     offered: &mut Offered<K>,
     config: &SessionConfig,
+    admit: Option<&dyn Admit<K, V>>,
 ) -> Result<(), SyncError> {
     // Decode and validate everything first.
     let joins = answer
@@ -310,6 +312,17 @@ pub(super) fn take_answer<K: StoreKey, V: StoreValue>(
     }
     if answer.finish.is_some() && (answer.more || !offered.summaries.is_empty()) {
         return Err(SyncError::Malformed("answer: finished with replies owed"));
+    }
+    if let Some(admit) = admit {
+        let fulls = &offered.fulls[offered.next_full..fulls_end];
+        let summarized = &offered.summaries[offered.next_summary..summaries_end];
+        admit_all(store, admit, joins.iter().map(|(k, v)| (k, v)))?;
+        admit_all(store, admit, keyed(fulls, deltas.iter()))?;
+        admit_all(
+            store,
+            admit,
+            keyed(summarized, replies.iter().map(|(d, _)| d)),
+        )?;
     }
     // Apply.
     for (k, v) in joins {
@@ -407,6 +420,7 @@ impl<K: StoreKey> Answering<K> {
         store: &mut Store<K, V>,
         offer: &Offer,
         config: &SessionConfig,
+        admit: Option<&dyn Admit<K, V>>,
     ) -> Result<(), SyncError> {
         let kv = |e: &KeyValue| {
             Ok((
@@ -432,7 +446,12 @@ impl<K: StoreKey> Answering<K> {
             .iter()
             .map(|e| Ok((key::<K>(&e.key, config)?, summary::<V>(&e.summary, config)?)))
             .collect::<Result<Vec<_>, SyncError>>()?;
-        if !offer.wants.0.len().is_multiple_of(super::identify::ID_BYTES) {
+        if !offer
+            .wants
+            .0
+            .len()
+            .is_multiple_of(super::identify::ID_BYTES)
+        {
             return Err(SyncError::Malformed("offer: a partial id"));
         }
         let asks = !offer.fulls.0.is_empty()
@@ -441,6 +460,13 @@ impl<K: StoreKey> Answering<K> {
             || !self.chunks.is_empty();
         if offer.finish.is_some() && (offer.more || asks) {
             return Err(SyncError::Malformed("offer: finished but asks for answers"));
+        }
+        if let Some(admit) = admit {
+            admit_all(
+                store,
+                admit,
+                joins.iter().chain(&fulls).map(|(k, v)| (k, v)),
+            )?;
         }
         // Apply.
         for (k, v) in joins {
@@ -528,6 +554,7 @@ impl<K: StoreKey> Answering<K> {
         store: &mut Store<K, V>,
         close: &Close,
         config: &SessionConfig,
+        admit: Option<&dyn Admit<K, V>>,
     ) -> Result<(), SyncError> {
         let deltas = close
             .deltas
@@ -546,6 +573,13 @@ impl<K: StoreKey> Answering<K> {
                 "close: the finish belongs to the last chunk",
             ));
         }
+        if let Some(admit) = admit {
+            admit_all(
+                store,
+                admit,
+                keyed(&self.replied[self.next_close..end], deltas.iter()),
+            )?;
+        }
         for (i, d) in deltas.into_iter().enumerate() {
             if let Some(d) = d {
                 store.join(self.replied[self.next_close + i].clone(), &d);
@@ -554,6 +588,29 @@ impl<K: StoreKey> Answering<K> {
         self.next_close = end;
         Ok(())
     }
+}
+
+/// Checks every `(key, value)` with `admit` against `store` as it is
+/// before the turn is applied: the first refusal fails the turn.
+fn admit_all<'a, K: StoreKey + 'a, V: StoreValue + 'a>(
+    store: &Store<K, V>,
+    admit: &dyn Admit<K, V>,
+    values: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> Result<(), SyncError> {
+    values
+        .into_iter()
+        .try_for_each(|(k, v)| admit.admit(store, k, v))
+        .map_err(SyncError::Refused)
+}
+
+/// The keys of positional answers paired with the values present.
+fn keyed<'a, K, V: 'a>(
+    keys: &'a [K],
+    values: impl Iterator<Item = &'a Option<V>> + 'a,
+) -> impl Iterator<Item = (&'a K, &'a V)> + 'a {
+    keys.iter()
+        .zip(values)
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
 }
 
 /// Our reply to the initiator's summary `s` of a key we hold as `mine`.
