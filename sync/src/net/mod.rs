@@ -107,6 +107,7 @@ mod limits;
 mod node;
 pub mod proxy;
 mod pull;
+mod rights;
 mod shared;
 mod stream;
 mod tls;
@@ -120,5 +121,6 @@ pub use identity::{node_dns_name, node_uri, valid_cluster_name, TlsError, TlsIde
 pub use limits::NetLimits;
 pub use node::{Node, NodeBuilder, DB_FILE};
 pub use pull::{SessionError, PULL_RETRY};
+pub use rights::RightsKeeper;
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;
