@@ -381,7 +381,7 @@ fn global(sim: &Simulator<StockNode>) -> BoundedCounter {
 /// Runs the stock check (see the [module docs](self)).
 pub fn check_stock(cfg: &CheckConfig) -> CheckReport {
     let mut sim = regions(cfg, || StockNode::new(Store::new(), ae()));
-    let mut rng = SplitMix64::new(cfg.seed ^ 0x570c_4);
+    let mut rng = SplitMix64::new(cfg.seed ^ 0x0005_70c4);
     let mut report = CheckReport {
         stock: cfg.stock,
         ..CheckReport::default()
