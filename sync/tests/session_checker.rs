@@ -10,7 +10,7 @@ const RUNS: u64 = 200;
 
 fn short(seed: u64) -> CheckConfig {
     let mut c = CheckConfig::new(seed);
-    c.steps = 45;
+    c.steps = 40;
     c
 }
 
@@ -37,7 +37,7 @@ fn sessions_hold_over_hundreds_of_seeded_runs() {
     assert!(t.violations.is_empty(), "{:?}", t.violations);
     // The runs exercised the guarantee: many reads answered, many of
     // them in a region that was behind when asked.
-    assert!(t.reads_answered > RUNS * 50, "{t:?}");
+    assert!(t.reads_answered > RUNS * 30, "{t:?}");
     assert!(t.would_be_stale > RUNS, "{t:?}");
     assert_eq!(t.spurious_waits, 0);
 }

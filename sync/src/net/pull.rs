@@ -142,7 +142,7 @@ where
     V: StoreValue + Versioned + Send + 'static,
 {
     /// The value under `key` once it covers what `token` saw of it (see
-    /// the [module docs](self)), waiting up to `wait` while pulling the key
+    /// [`crate::token`]), waiting up to `wait` while pulling the key
     /// from the peers; the token then records this read. `None` is a key
     /// with no value here, which covers a token that saw nothing of it.
     pub async fn read_after(

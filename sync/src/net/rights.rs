@@ -89,7 +89,8 @@ impl<K: StoreKey + Send + Sync + 'static> Channel<K, BoundedCounter> {
     }
 
     /// Spawns a keeper that runs [`Channel::rebalance_rights`] every
-    /// `every` (see the [module docs](self)).
+    /// `every`: every region runs one, and a region running low is topped
+    /// up by its peers once its state reaches them.
     pub fn keep_rights(
         &self,
         me: ReplicaId,

@@ -52,8 +52,8 @@
 //! assert!(SessionToken::from_text("not a token!").is_err());
 //! ```
 
-mod frontier;
-mod spans;
+pub mod frontier;
+pub mod spans;
 mod text;
 
 pub use frontier::{Frontier, Lag, Mark, Stamp, Versioned};

@@ -13,7 +13,7 @@
 //!     s.insert(n, n);
 //! }
 //! assert_eq!(s.ranges(), &[(1, 3), (7, 7)]);
-//! assert_eq!(Spans::up_to(5).missing_from(&s), 1); // 7 is not in 1..=5
+//! assert_eq!(s.missing_from(&Spans::up_to(5)), 1); // 7 is not in 1..=5
 //! ```
 
 use smallvec::SmallVec;
