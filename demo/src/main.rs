@@ -33,6 +33,10 @@
 //! to price TLS: the summary prints the bytes that crossed the proxy and
 //! the process's CPU time, for a run of each.
 
+mod scenario_mesh;
+mod scenario_stock;
+mod scenario_tokens;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -1029,6 +1033,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     println!("\nchecks against the ledger of acknowledged writes, in every region:");
     ok &= check(&regions, &ledger);
     ok &= check_alice(&regions, has_partition);
+    ok &= scenario_mesh::run_all().await?;
 
     for r in Arc::try_unwrap(regions).map_err(|_| "regions still shared")? {
         r.node.shutdown().await?;

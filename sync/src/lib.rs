@@ -80,6 +80,7 @@ pub mod sim;
 pub mod sketch;
 pub mod snapshot;
 pub mod store;
+pub mod token;
 pub mod tree;
 pub mod wire;
 

@@ -33,6 +33,8 @@ pub(crate) struct ChannelState<K, V> {
     pub(crate) replicator: Box<dyn DeltaReplicator<K, V>>,
     /// Local writes staged so far (the last ticket handed out).
     pub(crate) staged: u64,
+    /// Woken whenever peer data is joined (readers waiting on a token).
+    pub(crate) changed: Arc<tokio::sync::Notify>,
 }
 
 impl<K: StoreKey, V: StoreValue> ChannelState<K, V> {
@@ -41,6 +43,7 @@ impl<K: StoreKey, V: StoreValue> ChannelState<K, V> {
             store,
             replicator,
             staged: 0,
+            changed: Arc::default(),
         }
     }
 }
@@ -60,14 +63,14 @@ pub(crate) struct ChannelShared<K, V> {
 impl<K: StoreKey, V: StoreValue> ChannelShared<K, V> {
     /// Commits what the store has staged before its state can leave the
     /// node (see [`super::commit`]); a failed commit rolls it back.
-    fn settle(&self, st: &mut ChannelState<K, V>) {
+    pub(crate) fn settle(&self, st: &mut ChannelState<K, V>) {
         if self.commits.durable && st.store.is_dirty() {
             let _ = settle(&self.commits, &mut st.store, st.staged);
         }
     }
 
     /// A store read failure recorded during a step, as a session error.
-    fn fault(&self, st: &ChannelState<K, V>) -> Result<(), SyncError> {
+    pub(crate) fn fault(&self, st: &ChannelState<K, V>) -> Result<(), SyncError> {
         match st.store.take_fault() {
             Some(e) => Err(SyncError::LocalStorage(e.to_string())),
             None => Ok(()),
@@ -76,7 +79,7 @@ impl<K: StoreKey, V: StoreValue> ChannelShared<K, V> {
 }
 
 /// A channel as the connections see it.
-pub(crate) trait ErasedChannel: Send + Sync {
+pub(crate) trait ErasedChannel: super::pull::ErasedPull + Send + Sync {
     fn name(&self) -> &str;
     fn initiate(self: Arc<Self>) -> Box<dyn ErasedSession>;
     fn respond(self: Arc<Self>) -> Box<dyn ErasedSession>;
@@ -140,6 +143,7 @@ impl<K: StoreKey + Send, V: StoreValue + Send> ErasedSession for SessionOn<K, V>
         // What the session staged (joins) and any local write staged
         // meanwhile are committed before its answer can leave.
         self.channel.settle(st);
+        st.changed.notify_waiters();
         self.channel.fault(st)?;
         r
     }
@@ -197,6 +201,7 @@ where
         let r = st
             .replicator
             .on_receive(from, payload, &mut st.store, admission, &mut out);
+        st.changed.notify_waiters();
         self.fault(st)?;
         r
     }

@@ -616,6 +616,31 @@ impl Conn {
                     return Err(e.into());
                 }
             }
+            Frame::Pull { channel, payload } => {
+                let c = channel_ok(channel)?;
+                match self.env.channels[c].answer_pull(&payload.0) {
+                    Ok(Some(payload)) => {
+                        let payload = crate::message::Bytes(payload);
+                        self.send(Frame::Value { channel, payload }.to_wire())
+                            .await?;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.shared().counters.peer_faults.add(1);
+                        warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a pull");
+                        return Err(e.into());
+                    }
+                }
+            }
+            Frame::Value { channel, payload } => {
+                let c = channel_ok(channel)?;
+                if let Err(e) = self.env.channels[c].receive_value(self.peer, &payload.0) {
+                    self.shared().counters.peer_faults.add(1);
+                    self.refused_data(channel, &e);
+                    warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a pulled value");
+                    return Err(e.into());
+                }
+            }
             Frame::Ping => {}
             Frame::Bye => return Ok(Flow::Bye),
             Frame::Handshake(_) => return Err(NetError::Handshake("a second handshake")),

@@ -10,6 +10,9 @@
 //! Session   { channel, envelope }                             anti-entropy: the session host's envelope
 //!                                                             (crate::host) around a session message
 //! Delta     { channel, payload }                              delta replication (the replicator's bytes)
+//! Pull      { channel, payload }                              one key's summary: "send what I lack"
+//!                                                             (session tokens, `net::pull`)
+//! Value     { channel, payload }                              the answer: the key and a minimal delta
 //! Ping                                                        keepalive
 //! Bye                                                         graceful close
 //! ```
@@ -28,7 +31,7 @@ use crate::wire::{self, FrameReader};
 
 /// The node protocol version (independent of the session's
 /// [`crate::message::VERSION`], which the session checks in its own messages).
-pub const NET_VERSION: u8 = 2;
+pub const NET_VERSION: u8 = 3;
 /// The handshake's magic bytes.
 pub const MAGIC: [u8; 4] = *b"ACNP";
 
@@ -67,6 +70,22 @@ pub enum Frame {
     },
     /// Keepalive.
     Ping,
+    /// A request for one key: the length-prefixed key bytes, then the
+    /// canonical encoding of the requester's summary of its value.
+    Pull {
+        /// Channel index.
+        channel: u16,
+        /// Key and summary.
+        payload: Bytes,
+    },
+    /// The answer to a [`Frame::Pull`]: a delta-path payload (key, then
+    /// the minimal delta the requester lacks).
+    Value {
+        /// Channel index.
+        channel: u16,
+        /// Key and delta.
+        payload: Bytes,
+    },
     /// The sender closes the connection on purpose.
     Bye,
 }
