@@ -11,12 +11,13 @@
 //!
 //! - `store_build/{counter,lww256}/N`: building an in-memory store of `N`
 //!   keys from ready values (`Store::join` of each: key encoding, key and
-//!   item hashes, the record, the ordered map, the tree, and its rebuilds
-//!   as it grows), per store;
+//!   item hashes, the record in the arena, its slot in the key-hash
+//!   buckets, the tree, and its rebuilds as it grows), per store;
 //! - `store_update/{counter,lww256}/N`: one local write to a random existing
 //!   key of an in-memory store (`Store::update`: decoding the stored value,
-//!   the mutation, re-encoding, the item hash, the record, one root-to-leaf
-//!   path of the tree), per update;
+//!   the mutation, re-encoding, the item hash, the record rewritten in
+//!   place, one root-to-leaf path of the tree and its coded symbols), per
+//!   update;
 //! - `store_update_redb/{counter,lww256}/N`: the same on the redb backend
 //!   (the value read from the file or its cache, the write staged; commits
 //!   are measured by the `ack_latency` example), at 10^4 and 10^5 keys;

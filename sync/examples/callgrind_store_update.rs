@@ -12,9 +12,12 @@
 //! Builds an in-memory store of `KEYS` uniformly random `u64` keys (`counter`:
 //! three-replica `GCounter`s; `lww256`: 256-byte `LwwRegister<Vec<u8>>`s),
 //! outside the measured region, then performs `UPDATES` updates of random
-//! existing keys inside `measured`, keeping every delta. The instruction
+//! existing keys inside `measured`, keeping every delta (each write
+//! changes its value: timestamps continue after the build's). The instruction
 //! count callgrind reports for `measured` divided by `UPDATES` is the cost
-//! of one update. Without valgrind it prints the wall time per update.
+//! of one update. Without valgrind it prints the wall time per update and
+//! the time on CPU (which excludes time other processes ran on a loaded
+//! machine; cache misses still count).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -29,10 +32,11 @@ fn measured<V: StoreValue>(
     store: &mut Store<u64, V>,
     keys: &[u64],
     write: &mut dyn FnMut(&mut V, u64) -> V,
+    first_tick: u64,
 ) -> usize {
     let mut kept = 0;
     for (i, k) in keys.iter().enumerate() {
-        let d = store.update(*k, |v| Ok::<V, ()>(write(v, i as u64)));
+        let d = store.update(*k, |v| Ok::<V, ()>(write(v, first_tick + i as u64)));
         kept += usize::from(black_box(d).is_ok());
     }
     kept
@@ -48,13 +52,30 @@ fn run<V: StoreValue>(n: usize, updates: usize, mut write: impl FnMut(&mut V, u6
     let picks: Vec<u64> = (0..updates)
         .map(|_| keys[rng.random_range(0..keys.len())])
         .collect();
-    let t = Instant::now();
-    let kept = measured(&mut store, &picks, &mut write);
+    let (t, cpu) = (Instant::now(), on_cpu_ns());
+    // Ticks continue after the build's, so every measured write changes
+    // its value (an older LWW timestamp would lose and write nothing).
+    let kept = measured(&mut store, &picks, &mut write, n as u64);
+    let cpu = on_cpu_ns()
+        .zip(cpu)
+        .map(|(b, a)| (b - a) as f64 / 1e3 / updates as f64);
     println!(
-        "{kept} updates at {} keys: {:.3} µs each (wall time; use callgrind for instructions)",
+        "{kept} updates at {} keys: {:.3} µs each wall, {} on CPU (use callgrind for instructions)",
         store.len(),
-        t.elapsed().as_secs_f64() * 1e6 / updates as f64
+        t.elapsed().as_secs_f64() * 1e6 / updates as f64,
+        cpu.map_or("-".into(), |c| format!("{c:.3} µs"))
     );
+}
+
+/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`,
+/// Linux): on a loaded machine, wall time also counts the time others ran.
+fn on_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn main() {

@@ -20,7 +20,8 @@
 //!
 //! The tree is in memory; the items live in a [`Storage`] backend, as
 //! bytes: [`MemoryStorage`] (the default, [`Store::new`]) keeps them in one
-//! compact map, and the redb backend (feature `redb`, [`db`]) keeps them
+//! arena indexed by key-hash buckets (about 37 bytes per key beyond the
+//! encodings), and the redb backend (feature `redb`, [`db`]) keeps them
 //! on disk with a bounded cache, so a store can outgrow memory. The store
 //! encodes values on write and decodes them on read, so reads return owned
 //! values ([`Store::get`] gives `Option<V>`). The anti-entropy
@@ -71,6 +72,7 @@ use crate::tree::{DigestTree, NodeId, Resize};
 pub mod db;
 #[cfg(feature = "redb")]
 mod degraded;
+mod encode;
 mod error;
 mod memory;
 #[cfg(feature = "redb")]
@@ -105,7 +107,40 @@ pub struct Store<K, V> {
     /// Bounds for decoding stored values: none for the in-memory backend
     /// (it holds only what this store encoded), the defaults on disk.
     limits: Limits,
+    /// Buffers the write path reuses: the key's bytes, the value's
+    /// encoding.
+    scratch: Scratch,
     _kv: PhantomData<fn() -> (K, V)>,
+}
+
+/// A store's reused write buffers.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// A scratch buffer that grew past this is dropped after use rather than
+/// kept (one huge value does not pin its size in every store).
+const SCRATCH_KEPT: usize = 64 << 10;
+
+impl Scratch {
+    fn heap_bytes(&self) -> usize {
+        self.key.capacity() + self.value.capacity()
+    }
+}
+
+fn give_back(slot: &mut Vec<u8>, mut buf: Vec<u8>) {
+    if buf.capacity() > SCRATCH_KEPT {
+        buf = Vec::new();
+    }
+    *slot = buf;
+}
+
+/// Decodes a stored value encoding.
+fn decode_stored<V: StoreValue>(bytes: &[u8], limits: &Limits) -> Result<V, StorageError> {
+    codec::decode(bytes, limits)
+        .map_err(|e| StorageError::Corrupt(format!("stored value does not decode: {e}")))
 }
 
 impl<K, V> Default for Store<K, V> {
@@ -115,6 +150,7 @@ impl<K, V> Default for Store<K, V> {
             tree: DigestTree::new(),
             fault: Mutex::new(None),
             limits: Limits::unlimited(),
+            scratch: Scratch::default(),
             _kv: PhantomData,
         }
     }
@@ -148,7 +184,7 @@ impl<K, V> Store<K, V> {
     /// An in-memory copy of every item (of a store on disk too).
     pub fn to_memory(&self) -> Store<K, V> {
         let mut copy = Store::default();
-        let mut storage = MemoryStorage::new();
+        let mut storage = MemoryStorage::with_capacity(self.storage.len());
         let mut next = Some(0u64);
         while let Some(lo) = next {
             let mut last = None;
@@ -188,6 +224,7 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             tree: DigestTree::new(),
             fault: Mutex::new(None),
             limits: Limits::default(),
+            scratch: Scratch::default(),
             _kv: PhantomData,
         };
         s.rebuild_tree(DigestTree::wanted_depth(s.storage.len()))?;
@@ -208,10 +245,13 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     /// [`Store::take_fault`]).
     pub fn get(&self, key: &K) -> Option<V> {
         let kb = key_bytes(key);
-        let h = KeyHash::of(&kb);
-        match self.locate(h, &kb) {
-            Ok(Some((_, bytes))) => self.decode_value(&bytes),
-            Ok(None) => None,
+        let mut value = None;
+        let limits = self.limits;
+        let found = self.storage.lookup(KeyHash::of(&kb), &kb, &mut |_, bytes| {
+            value = Some(decode_stored(bytes, &limits));
+        });
+        match found.and_then(|_| value.transpose()) {
+            Ok(v) => v,
             Err(e) => {
                 self.record(e);
                 None
@@ -231,20 +271,28 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
         key: K,
         f: impl FnOnce(&mut V) -> Result<V, E>,
     ) -> Result<V, UpdateError<E>> {
-        let kb = key_bytes(&key);
-        let kd = Digest::of(&kb);
+        let mut kb = core::mem::take(&mut self.scratch.key);
+        encode::key_into(&key, &mut kb);
+        let r = self.update_at(&kb, f);
+        give_back(&mut self.scratch.key, kb);
+        r
+    }
+
+    fn update_at<E>(
+        &mut self,
+        kb: &[u8],
+        f: impl FnOnce(&mut V) -> Result<V, E>,
+    ) -> Result<V, UpdateError<E>> {
+        let kd = Digest::of(kb);
         let h = KeyHash::from_digest(&kd);
-        let found = self.locate(h, &kb).map_err(UpdateError::Storage)?;
-        let (old, mut value) = match found {
-            Some((item, bytes)) => (
-                Some(item),
-                self.decode_stored(&bytes).map_err(UpdateError::Storage)?,
-            ),
-            None => (None, V::default()),
+        let (old, stored) = self.read(h, kb).map_err(UpdateError::Storage)?;
+        let mut value = match stored {
+            Some(v) => v.map_err(UpdateError::Storage)?,
+            None => V::default(),
         };
         let delta = f(&mut value).map_err(UpdateError::Rejected)?;
         if old.is_some() || !value.is_bottom() {
-            self.write_item(h, &kd, &kb, old, &value)
+            self.write_item(h, &kd, kb, old, &value)
                 .map_err(UpdateError::Storage)?;
         }
         Ok(delta)
@@ -254,25 +302,47 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
     /// Returns whether the value changed. A value that cannot be read or
     /// written is left alone and the error recorded ([`Store::take_fault`]).
     pub fn join(&mut self, key: K, state: &V) -> bool {
-        let kb = key_bytes(&key);
-        let kd = Digest::of(&kb);
-        let h = KeyHash::from_digest(&kd);
-        let result = (|| {
-            let (old, value) = match self.locate(h, &kb)? {
-                Some((item, bytes)) => {
-                    let mut v: V = self.decode_stored(&bytes)?;
-                    v.join(state);
-                    (Some(item), v)
-                }
-                None if state.is_bottom() => return Ok(false),
-                None => (None, state.clone()),
-            };
-            self.write_item(h, &kd, &kb, old, &value)
-        })();
-        result.unwrap_or_else(|e| {
+        let mut kb = core::mem::take(&mut self.scratch.key);
+        encode::key_into(&key, &mut kb);
+        let r = self.join_at(&kb, state);
+        give_back(&mut self.scratch.key, kb);
+        r.unwrap_or_else(|e| {
             self.record(e);
             false
         })
+    }
+
+    fn join_at(&mut self, kb: &[u8], state: &V) -> Result<bool, StorageError> {
+        let kd = Digest::of(kb);
+        let h = KeyHash::from_digest(&kd);
+        let (old, value) = match self.read(h, kb)? {
+            (old, Some(v)) => {
+                let mut v = v?;
+                v.join(state);
+                (old, v)
+            }
+            (_, None) if state.is_bottom() => return Ok(false),
+            (old, None) => (old, state.clone()),
+        };
+        self.write_item(h, &kd, kb, old, &value)
+    }
+
+    /// The stored item hash and decoded value of `kb` (under `h`), decoded
+    /// straight from the backend's bytes.
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &self,
+        h: KeyHash,
+        kb: &[u8],
+    ) -> Result<(Option<ItemHash>, Option<Result<V, StorageError>>), StorageError> {
+        let mut old = None;
+        let mut value = None;
+        let limits = self.limits;
+        self.storage.lookup(h, kb, &mut |item, bytes| {
+            old = Some(item);
+            value = Some(decode_stored(bytes, &limits));
+        })?;
+        Ok((old, value))
     }
 
     /// Stores `value` under the key and changes its item in the tree: the
@@ -286,14 +356,19 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
         old: Option<ItemHash>,
         value: &V,
     ) -> Result<bool, StorageError> {
-        let enc = codec::encode(value);
+        let mut enc = core::mem::take(&mut self.scratch.value);
+        encode::value_into(value, &mut enc);
         let item = ItemHash::of(kd, &Digest::of(&enc));
-        if old == Some(item) {
-            return Ok(false);
-        }
-        self.storage.put(h, kb, old, item, &enc)?;
-        self.tree_change(h, old, Some(item))?;
-        Ok(true)
+        let r = if old == Some(item) {
+            Ok(false)
+        } else {
+            self.storage
+                .put(h, kb, old, item, &enc)
+                .and_then(|()| self.tree_change(h, old, Some(item)))
+                .map(|()| true)
+        };
+        give_back(&mut self.scratch.value, enc);
+        r
     }
 
     /// Moves the tree from `old` to `new` under `h` (either may be absent),
@@ -330,25 +405,10 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
         Ok(())
     }
 
-    /// The stored item hash and value bytes of `kb` (under `h`).
-    fn locate(&self, h: KeyHash, kb: &[u8]) -> Result<Option<(ItemHash, Vec<u8>)>, StorageError> {
-        let mut found = None;
-        self.storage.scan(h.0..=h.0, &mut |it| {
-            if it.key == kb {
-                found = Some((it.item, it.value.to_vec()));
-            }
-            true
-        })?;
-        Ok(found)
-    }
-
-    fn decode_stored(&self, bytes: &[u8]) -> Result<V, StorageError> {
-        codec::decode(bytes, &self.limits)
-            .map_err(|e| StorageError::Corrupt(format!("stored value does not decode: {e}")))
-    }
-
     fn decode_value(&self, bytes: &[u8]) -> Option<V> {
-        self.decode_stored(bytes).map_err(|e| self.record(e)).ok()
+        decode_stored(bytes, &self.limits)
+            .map_err(|e| self.record(e))
+            .ok()
     }
 
     fn decode_item(&self, kb: &[u8], vb: &[u8]) -> Option<(K, V)> {
@@ -461,10 +521,11 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
             + self.len() * (core::mem::size_of::<KeyHash>() + core::mem::size_of::<ItemHash>())
     }
 
-    /// Bytes of heap the store holds in memory: the tree and what the
-    /// backend keeps in memory (see [`Storage::heap_bytes`]).
+    /// Bytes of heap the store holds in memory: the tree, what the backend
+    /// keeps in memory (see [`Storage::heap_bytes`]) and the write path's
+    /// reused buffers.
     pub fn heap_bytes(&self) -> usize {
-        self.tree.heap_bytes() + self.storage.heap_bytes()
+        self.tree.heap_bytes() + self.storage.heap_bytes() + self.scratch.heap_bytes()
     }
 }
 

@@ -73,6 +73,27 @@ pub trait Storage: Send + core::fmt::Debug {
         visit: &mut dyn FnMut(StoredItem<'_>) -> bool,
     ) -> Result<(), StorageError>;
 
+    /// Calls `visit` with the item hash and value encoding of `key` under
+    /// `key_hash` if it is stored, and returns whether it is: a point
+    /// lookup, which a backend may answer faster than a one-hash
+    /// [`Storage::scan`] (the default).
+    fn lookup(
+        &self,
+        key_hash: KeyHash,
+        key: &[u8],
+        visit: &mut dyn FnMut(ItemHash, &[u8]),
+    ) -> Result<bool, StorageError> {
+        let mut found = false;
+        self.scan(key_hash.0..=key_hash.0, &mut |it| {
+            if it.key == key {
+                found = true;
+                visit(it.item, it.value);
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
     /// Every `(key hash, item hash)`, in order, without reading values: what
     /// the store rebuilds its tree from when it opens.
     fn scan_items(&self, visit: &mut dyn FnMut(KeyHash, ItemHash)) -> Result<(), StorageError>;
