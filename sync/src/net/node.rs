@@ -21,6 +21,7 @@ use super::conn::Role;
 use super::conn::{self, ConnEnv};
 use super::error::NetError;
 use super::identity::{TlsError, TlsIdentity};
+use super::metrics::PeerStats;
 use super::shared::{lock, NodeEvent, NodeStats, Shared};
 use super::tls::TlsContext;
 use crate::delta::{DeltaReplicator, NaivePush};
@@ -300,7 +301,8 @@ impl NodeBuilder {
             node: Arc::clone(&self.shared),
             state: Mutex::new(ChannelState::new(store, replicator)),
             session: self.shared.config.session,
-            commits: Commits::new(self.shared.config.fsync, durable),
+            commits: Commits::new(self.shared.config.fsync, durable)
+                .with_latency(self.shared.metrics.commit_seconds.clone()),
         });
         self.channels.push(inner.clone());
         Channel { inner }
@@ -550,6 +552,33 @@ impl Node {
     /// Statistics so far.
     pub fn stats(&self) -> NodeStats {
         self.inner.env.shared.counters.snapshot()
+    }
+
+    /// Each peer this node has been connected to: link, lag, queue,
+    /// traffic and the last divergence estimates (see
+    /// [`super::divergence`]).
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        super::metrics::peer_stats(&self.inner.env.shared)
+    }
+
+    /// The node's metrics in the Prometheus text format, as
+    /// [`Node::serve_metrics`] serves them.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_text(&self) -> String {
+        super::exposition::render(&self.inner.env)
+    }
+
+    /// Serves the node's metrics over plain HTTP at `/metrics` on `addr`
+    /// (port 0 picks one) until shutdown; returns the bound address. Put
+    /// it on a loopback or management address: it is not authenticated.
+    #[cfg(feature = "metrics")]
+    pub async fn serve_metrics(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        info!(node = self.inner.env.shared.config.id, %local, "serving metrics");
+        self.inner
+            .spawn(super::http::serve(listener, Arc::clone(&self.inner.env)));
+        Ok(local)
     }
 
     /// Subscribes to the node's events (a bounded buffer: a subscriber

@@ -12,6 +12,9 @@
 //! Delta     { channel, payload }                              delta replication (the replicator's bytes)
 //! Ping                                                        keepalive
 //! Bye                                                         graceful close
+//! Received  { deltas }                                        delta frames read on this connection so
+//!                                                             far (replication lag, crate::net::LagTracker)
+//! Probe     { channel, estimator, keys, mean item size }      divergence monitor (crate::net::divergence)
 //! ```
 //!
 //! A *channel* is one store of the node, by its index in the handshake's
@@ -22,13 +25,14 @@ use serde::{Deserialize, Serialize};
 
 use accordant::codec::SeqVec;
 
+use super::divergence::DivergenceProbe;
 use crate::error::SyncError;
 use crate::message::Bytes;
 use crate::wire::{self, FrameReader};
 
 /// The node protocol version (independent of the session's
 /// [`crate::message::VERSION`], which the session checks in its own messages).
-pub const NET_VERSION: u8 = 2;
+pub const NET_VERSION: u8 = 3;
 /// The handshake's magic bytes.
 pub const MAGIC: [u8; 4] = *b"ACNP";
 
@@ -69,6 +73,19 @@ pub enum Frame {
     Ping,
     /// The sender closes the connection on purpose.
     Bye,
+    /// The sender has read this many delta frames on this connection so
+    /// far (sent when the count moved, at most once per tick).
+    Received {
+        /// Delta frames read.
+        deltas: u64,
+    },
+    /// The sender's divergence probe of one channel.
+    Probe {
+        /// Channel index.
+        channel: u16,
+        /// Its estimator, key count and mean item size.
+        probe: DivergenceProbe,
+    },
 }
 
 impl Frame {
@@ -135,6 +152,15 @@ mod tests {
             },
             Frame::Ping,
             Frame::Bye,
+            Frame::Received { deltas: 1 << 40 },
+            Frame::Probe {
+                channel: 3,
+                probe: DivergenceProbe {
+                    estimator: [0x5a; crate::sketch::ESTIMATOR_BYTES],
+                    keys: 1_000_000,
+                    mean_item_bytes: 120,
+                },
+            },
         ];
         let stream: Vec<u8> = frames.iter().flat_map(Frame::to_wire).collect();
         let mut r = FrameReader::new();
