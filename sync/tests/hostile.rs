@@ -28,9 +28,9 @@
 #[path = "support/transcript.rs"]
 mod transcript;
 
-use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode};
 use accordant_sync::error::SyncError;
 use accordant_sync::message::{self, Hello, Message, Root, VERSION};
+use accordant_sync::sim::{AntiEntropyConfig, AntiEntropyNode};
 use accordant_sync::sim::{LinkConfig, RunOutcome, SimTime, Simulator};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

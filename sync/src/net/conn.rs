@@ -315,7 +315,10 @@ where
         cfg.write_timeout,
     ));
     let now = Instant::now();
-    let seed = cfg.seed ^ conn_id.rotate_left(32) ^ peer.0;
+    // The peer's id is mixed in, not XORed: with the default seeds (the
+    // node ids), `id ^ peer` is the same number on both ends of a
+    // connection, and so were both hosts' tie-breaks.
+    let seed = cfg.seed ^ conn_id.rotate_left(32) ^ peer.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let host_config = HostConfig::default()
         .with_session_timeout(cfg.session_timeout)
         .with_retry(cfg.ae_soon * 4, cfg.ae_interval);
@@ -675,6 +678,7 @@ impl Conn {
                 let start = self.rng.next_u64();
                 let ch = &self.env.channels[c];
                 let estimate = ch.compare(start, &probe);
+                lock(&self.metrics.probes).insert(channel, (probe, std::time::Instant::now()));
                 debug!(
                     peer = %self.peer, channel = %ch.name(), items = estimate.items,
                     keys = estimate.keys, bytes = estimate.bytes, "divergence estimated"

@@ -11,7 +11,13 @@
 //! size of an item (key and value), measured on a sample of
 //! [`SAMPLE_ITEMS`] items from a position that moves at every probe. The
 //! receiver compares it with its own estimator ([`compare`]); nothing is
-//! read but those sampled items, and nothing is sent back.
+//! read but those sampled items, and nothing is sent back. The node keeps
+//! each peer's last probe and compares again at every interval, so while a
+//! peer is unreachable (a partition) the estimate goes on rising with this
+//! side's writes: it then counts what changed here since the peer's last
+//! probe, plus what differed then, and not what changed there, which the
+//! peer's own gauge counts (an operator adds the two sides' gauges;
+//! [`DivergenceEstimate::probe_age`] says how old the comparison is).
 //!
 //! What the estimator counts is *items*, `(key, value)` pairs: the
 //! symmetric difference `d` of the two sides' items. A key one side lacks
@@ -48,7 +54,13 @@
 //! assert!((100.0..400.0).contains(&e.keys), "{e:?}");
 //! ```
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
+
+use super::conn::ConnEnv;
+use super::shared::lock;
 
 use crate::sketch::{Estimator, ESTIMATOR_BYTES};
 use crate::store::{Store, StoreKey, StoreValue};
@@ -83,6 +95,10 @@ pub struct DivergenceEstimate {
     pub local_keys: u64,
     /// The peer's key count, as its probe said.
     pub peer_keys: u64,
+    /// How old the peer's probe was (it is the last one received: while
+    /// the peer is unreachable the estimate compares with what it had
+    /// then).
+    pub probe_age: Duration,
 }
 
 /// Compares this node's estimator, key count and mean item size with a
@@ -104,6 +120,7 @@ pub fn compare(
         bytes: items * mean,
         local_keys: own_keys,
         peer_keys: probe.keys,
+        probe_age: Duration::ZERO,
     }
 }
 
@@ -124,6 +141,31 @@ pub fn mean_item_bytes<K: StoreKey, V: StoreValue>(store: &Store<K, V>, start: u
         return 0;
     }
     u32::try_from(total / n).unwrap_or(u32::MAX)
+}
+
+/// Compares every channel with the last probe of every peer that sent
+/// one, connected or not, and records the estimates (the node runs it
+/// every [`NodeConfig::divergence_interval`](super::NodeConfig::divergence_interval)).
+pub(crate) fn refresh(env: &ConnEnv, start: u64) {
+    let now = Instant::now();
+    let peers: Vec<_> = lock(&env.shared.metrics.peers)
+        .values()
+        .map(Arc::clone)
+        .collect();
+    for m in peers {
+        let probes: Vec<(u16, DivergenceProbe, Instant)> = lock(&m.probes)
+            .iter()
+            .map(|(c, (p, at))| (*c, *p, *at))
+            .collect();
+        for (c, probe, at) in probes {
+            let Some(ch) = env.channels.get(usize::from(c)) else {
+                continue;
+            };
+            let mut e = ch.compare(start, &probe);
+            e.probe_age = now.saturating_duration_since(at);
+            lock(&m.divergence).insert(ch.name().to_string(), e);
+        }
+    }
 }
 
 /// This store's probe.
@@ -158,7 +200,9 @@ mod tests {
         let mut s = Store::new();
         for k in keys {
             let _ = s
-                .update(format!("k{k}"), |c: &mut GCounter| c.increment(ReplicaId::from_u128(by), n))
+                .update(format!("k{k}"), |c: &mut GCounter| {
+                    c.increment(ReplicaId::from_u128(by), n)
+                })
                 .unwrap();
         }
         s
@@ -190,7 +234,9 @@ mod tests {
         let mut c = store(0..1000, 1, 1);
         for k in 0..300 {
             let _ = c
-                .update(format!("k{k}"), |v: &mut GCounter| v.increment(ReplicaId::from_u128(2), 1))
+                .update(format!("k{k}"), |v: &mut GCounter| {
+                    v.increment(ReplicaId::from_u128(2), 1)
+                })
                 .unwrap();
         }
         let e = compare_store(&c, 0, &probe(&b, 0));
@@ -212,7 +258,11 @@ mod tests {
             .sum::<u64>()
             / 3;
         for start in [0, 1 << 40, u64::MAX] {
-            assert_eq!(u64::from(mean_item_bytes(&s, start)), exact, "start {start}");
+            assert_eq!(
+                u64::from(mean_item_bytes(&s, start)),
+                exact,
+                "start {start}"
+            );
         }
     }
 

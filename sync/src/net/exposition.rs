@@ -23,7 +23,7 @@
 //! | `accordant_delta_queue_depth` | gauge | peer, peer_name |
 //! | `accordant_deltas_dropped` | counter | peer, peer_name |
 //! | `accordant_replication_lag_seconds` | gauge | peer, peer_name |
-//! | `accordant_divergence_items`, `_keys`, `_bytes` | gauge | peer, peer_name, channel |
+//! | `accordant_divergence_items`, `_keys`, `_bytes`, `_probe_age_seconds` | gauge | peer, peer_name, channel |
 //! | `accordant_refused` | counter | reason |
 //! | `accordant_writes` | counter | |
 //! | `accordant_write_seconds`, `accordant_commit_seconds` | histogram | |
@@ -49,6 +49,20 @@ use super::shared::lock;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// One metric family: name, help, and its series.
+#[derive(Debug)]
+struct Family<T> {
+    name: &'static str,
+    help: &'static str,
+    series: Vec<(Labels, T)>,
+}
+
+impl<T> From<(&'static str, &'static str, Vec<(Labels, T)>)> for Family<T> {
+    fn from((name, help, series): (&'static str, &'static str, Vec<(Labels, T)>)) -> Self {
+        Family { name, help, series }
+    }
+}
+
 /// One histogram's state.
 #[derive(Debug)]
 struct HistogramSnapshot {
@@ -70,8 +84,8 @@ impl From<&Histogram> for HistogramSnapshot {
 /// Everything a scrape reports, copied out of the node.
 #[derive(Debug, Default)]
 struct Snapshot {
-    gauges: Vec<(&'static str, &'static str, Vec<(Labels, f64)>)>,
-    counters: Vec<(&'static str, &'static str, Vec<(Labels, u64)>)>,
+    gauges: Vec<Family<f64>>,
+    counters: Vec<Family<u64>>,
     histograms: Vec<(&'static str, &'static str, HistogramSnapshot)>,
 }
 
@@ -98,7 +112,8 @@ impl Snapshot {
         let mut depth = Vec::new();
         let mut lag = Vec::new();
         let mut dropped = Vec::new();
-        let (mut items, mut keys, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut items, mut keys, mut bytes, mut age) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for p in &stats {
             let l = peer_labels(p.peer.0, &p.name);
             up.push((l.clone(), if p.connected { 1.0 } else { 0.0 }));
@@ -109,7 +124,8 @@ impl Snapshot {
                 let lc = with(l.clone(), "channel", channel);
                 items.push((lc.clone(), e.items));
                 keys.push((lc.clone(), e.keys));
-                bytes.push((lc, e.bytes));
+                bytes.push((lc.clone(), e.bytes));
+                age.push((lc, e.probe_age.as_secs_f64()));
             }
         }
         let (mut sent_b, mut recv_b, mut sent_m, mut recv_m) =
@@ -158,32 +174,127 @@ impl Snapshot {
         }
 
         s.gauges = vec![
-            ("accordant_peer_up", "1 while a connection to the peer is established", up),
-            ("accordant_delta_queue_depth", "Delta frames queued for the peer, not yet written", depth),
-            ("accordant_replication_lag_seconds", "Age of the oldest delta the peer has not acknowledged", lag),
-            ("accordant_divergence_items", "Estimated (key, value) items in the symmetric difference with the peer", items),
-            ("accordant_divergence_keys", "Estimated keys that differ with the peer", keys),
-            ("accordant_divergence_bytes", "Estimated bytes of items converging with the peer would move", bytes),
-            ("accordant_keys", "Keys in the channel's store", channel_keys),
-        ];
+            (
+                "accordant_peer_up",
+                "1 while a connection to the peer is established",
+                up,
+            ),
+            (
+                "accordant_delta_queue_depth",
+                "Delta frames queued for the peer, not yet written",
+                depth,
+            ),
+            (
+                "accordant_replication_lag_seconds",
+                "Age of the oldest delta the peer has not acknowledged",
+                lag,
+            ),
+            (
+                "accordant_divergence_items",
+                "Estimated (key, value) items in the symmetric difference with the peer",
+                items,
+            ),
+            (
+                "accordant_divergence_keys",
+                "Estimated keys that differ with the peer",
+                keys,
+            ),
+            (
+                "accordant_divergence_bytes",
+                "Estimated bytes of items converging with the peer would move",
+                bytes,
+            ),
+            (
+                "accordant_divergence_probe_age_seconds",
+                "Age of the peer's probe the estimate compares with",
+                age,
+            ),
+            (
+                "accordant_keys",
+                "Keys in the channel's store",
+                channel_keys,
+            ),
+        ]
+        .into_iter()
+        .map(Family::from)
+        .collect();
         let node = |v: u64| vec![(Labels::new(), v)];
         s.counters = vec![
-            ("accordant_peer_sent_bytes", "Bytes sent to the peer, by kind", sent_b),
-            ("accordant_peer_received_bytes", "Bytes received from the peer, by kind", recv_b),
-            ("accordant_peer_sent_messages", "Frames sent to the peer, by kind", sent_m),
-            ("accordant_peer_received_messages", "Frames received from the peer, by kind", recv_m),
-            ("accordant_sessions_started", "Anti-entropy sessions started, by role", started),
-            ("accordant_sessions_ended", "Anti-entropy sessions ended, by outcome", ended),
-            ("accordant_deltas_dropped", "Delta frames dropped because the peer's queue was full", dropped),
-            ("accordant_refused", "Inputs refused, by reason (nothing of them applied)", refused),
-            ("accordant_writes", "Local writes acknowledged", node(c.local_writes.get())),
-            ("accordant_connections", "Connections established", node(c.connections.get())),
-            ("accordant_disconnects", "Connections ended", node(c.disconnects.get())),
-        ];
+            (
+                "accordant_peer_sent_bytes",
+                "Bytes sent to the peer, by kind",
+                sent_b,
+            ),
+            (
+                "accordant_peer_received_bytes",
+                "Bytes received from the peer, by kind",
+                recv_b,
+            ),
+            (
+                "accordant_peer_sent_messages",
+                "Frames sent to the peer, by kind",
+                sent_m,
+            ),
+            (
+                "accordant_peer_received_messages",
+                "Frames received from the peer, by kind",
+                recv_m,
+            ),
+            (
+                "accordant_sessions_started",
+                "Anti-entropy sessions started, by role",
+                started,
+            ),
+            (
+                "accordant_sessions_ended",
+                "Anti-entropy sessions ended, by outcome",
+                ended,
+            ),
+            (
+                "accordant_deltas_dropped",
+                "Delta frames dropped because the peer's queue was full",
+                dropped,
+            ),
+            (
+                "accordant_refused",
+                "Inputs refused, by reason (nothing of them applied)",
+                refused,
+            ),
+            (
+                "accordant_writes",
+                "Local writes acknowledged",
+                node(c.local_writes.get()),
+            ),
+            (
+                "accordant_connections",
+                "Connections established",
+                node(c.connections.get()),
+            ),
+            (
+                "accordant_disconnects",
+                "Connections ended",
+                node(c.disconnects.get()),
+            ),
+        ]
+        .into_iter()
+        .map(Family::from)
+        .collect();
         s.histograms = vec![
-            ("accordant_session_round_trips", "Round trips of the sessions this node initiated", (&m.round_trips).into()),
-            ("accordant_write_seconds", "Local writes, from update called to acknowledged", (&m.write_seconds).into()),
-            ("accordant_commit_seconds", "Durable commits (group commits included)", (&m.commit_seconds).into()),
+            (
+                "accordant_session_round_trips",
+                "Round trips of the sessions this node initiated",
+                (&m.round_trips).into(),
+            ),
+            (
+                "accordant_write_seconds",
+                "Local writes, from update called to acknowledged",
+                (&m.write_seconds).into(),
+            ),
+            (
+                "accordant_commit_seconds",
+                "Durable commits (group commits included)",
+                (&m.commit_seconds).into(),
+            ),
         ];
         s
     }
@@ -191,15 +302,15 @@ impl Snapshot {
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for (name, help, series) in &self.gauges {
-            let mut d = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (labels, v) in series {
+        for f in &self.gauges {
+            let mut d = encoder.encode_descriptor(f.name, f.help, None, MetricType::Gauge)?;
+            for (labels, v) in &f.series {
                 ConstGauge::new(*v).encode(d.encode_family(labels)?)?;
             }
         }
-        for (name, help, series) in &self.counters {
-            let mut d = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (labels, v) in series {
+        for f in &self.counters {
+            let mut d = encoder.encode_descriptor(f.name, f.help, None, MetricType::Counter)?;
+            for (labels, v) in &f.series {
                 ConstCounter::new(*v).encode(d.encode_family(labels)?)?;
             }
         }

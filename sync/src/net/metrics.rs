@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::divergence::DivergenceEstimate;
+use super::divergence::{DivergenceEstimate, DivergenceProbe};
 use super::shared::{lock, Counter, Shared};
 use crate::error::SyncError;
 use crate::host::Outcome;
@@ -164,8 +164,8 @@ impl Histogram {
     pub const ROUND_TRIPS: &'static [f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0];
     /// Bounds of latencies, seconds (100 µs to 10 s).
     pub const SECONDS: &'static [f64] = &[
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        2.5, 10.0,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        10.0,
     ];
 
     /// An empty histogram over `bounds` (ascending upper bounds; values
@@ -209,7 +209,11 @@ impl Histogram {
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.0
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Their sum.
@@ -234,6 +238,8 @@ pub(crate) struct PeerMetrics {
     pub(crate) deltas_dropped: Counter,
     /// The last estimate per channel name.
     pub(crate) divergence: Mutex<BTreeMap<String, DivergenceEstimate>>,
+    /// The peer's last probe per channel index, and when it came.
+    pub(crate) probes: Mutex<BTreeMap<u16, (DivergenceProbe, std::time::Instant)>>,
 }
 
 impl PeerMetrics {
@@ -249,6 +255,7 @@ impl PeerMetrics {
             sessions_ended: Default::default(),
             deltas_dropped: Counter::default(),
             divergence: Mutex::new(BTreeMap::new()),
+            probes: Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -109,9 +109,9 @@ mod config;
 mod conn;
 pub mod divergence;
 mod error;
-mod handshake;
 #[cfg(feature = "metrics")]
 mod exposition;
+mod handshake;
 #[cfg(feature = "metrics")]
 mod http;
 mod identity;

@@ -685,11 +685,19 @@ async fn tick_loop(inner: Arc<NodeInner>) {
     let mut stop = inner.env.stop.clone();
     let mut t = tokio::time::interval(inner.env.shared.config.tick);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let divergence = inner.env.shared.config.divergence_interval;
+    let mut next_divergence = tokio::time::Instant::now();
+    let mut rng = SplitMix64::new(inner.env.shared.config.seed ^ 0xd1fe);
     loop {
         tokio::select! {
             _ = t.tick() => {
                 for c in &inner.env.channels {
                     c.tick();
+                }
+                let now = tokio::time::Instant::now();
+                if let Some(every) = divergence.filter(|_| now >= next_divergence) {
+                    next_divergence = now + every;
+                    super::divergence::refresh(&inner.env, rng.next_u64());
                 }
             }
             _ = stop.changed() => return,

@@ -432,7 +432,12 @@ impl<K: StoreKey> Answering<K> {
             .iter()
             .map(|e| Ok((key::<K>(&e.key, config)?, summary::<V>(&e.summary, config)?)))
             .collect::<Result<Vec<_>, SyncError>>()?;
-        if !offer.wants.0.len().is_multiple_of(super::identify::ID_BYTES) {
+        if !offer
+            .wants
+            .0
+            .len()
+            .is_multiple_of(super::identify::ID_BYTES)
+        {
             return Err(SyncError::Malformed("offer: a partial id"));
         }
         let asks = !offer.fulls.0.is_empty()
