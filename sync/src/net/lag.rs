@@ -37,7 +37,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The age of the oldest delta not yet acknowledged by one peer, on one
-/// connection (see the [module docs](self)).
+/// connection. The receiver reports how many delta frames it has read
+/// ([`Frame::Received`](super::wire::Frame::Received)); the sender keeps
+/// checkpoints of when it queued them, at most one per
+/// [`RESOLUTION`](Self::RESOLUTION) and at most
+/// [`MAX_CHECKPOINTS`](Self::MAX_CHECKPOINTS): the reading may be up to one
+/// resolution high, never low.
 #[derive(Debug, Default, Clone)]
 pub struct LagTracker {
     /// Deltas queued so far.
