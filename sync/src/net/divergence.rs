@@ -4,7 +4,7 @@
 //!
 //! Every [`NodeConfig::divergence_interval`](super::NodeConfig::divergence_interval)
 //! each side of a connection sends, per channel, a [`DivergenceProbe`]
-//! ([`Frame::Probe`](super::wire::Frame::Probe), about 35 bytes): the
+//! ([`Frame::Probe`](super::wire::Frame::Probe), 33 bytes at 10^6 keys): the
 //! 24-byte difference [`Estimator`] its digest tree already keeps per write
 //! (the one the session's `Hello` carries: sixteen tug-of-war counters,
 //! Alon, Matias and Szegedy, STOC 1996), its key count and the mean encoded

@@ -42,7 +42,7 @@
 //!
 //! 5. **Observability.** A node measures each peer's link, traffic by
 //!    kind, sessions, replication [lag](LagTracker) and
-//!    [divergence] (a 35-byte probe per channel every
+//!    [divergence] (a 33-byte probe per channel every
 //!    [`NodeConfig::divergence_interval`]), and its commit latency;
 //!    [`Node::peer_stats`] returns them, and with the `metrics` feature
 //!    `Node::serve_metrics` serves them to Prometheus at `/metrics`.

@@ -174,6 +174,18 @@ mod tests {
         }
         assert_eq!(got, frames);
         assert_eq!(Frame::Ping.to_wire().len(), 3, "a ping is three bytes");
+        // The monitor's cost: a probe of a million keys is 33 bytes on the
+        // wire, an ack of a billion deltas 8.
+        let probe = Frame::Probe {
+            channel: 0,
+            probe: DivergenceProbe {
+                estimator: [0xff; crate::sketch::ESTIMATOR_BYTES],
+                keys: 1_000_000,
+                mean_item_bytes: 300,
+            },
+        };
+        assert_eq!(probe.to_wire().len(), 33);
+        assert_eq!(Frame::Received { deltas: 1 << 30 }.to_wire().len(), 8);
     }
 
     #[test]
