@@ -674,16 +674,10 @@ impl Conn {
             Frame::Bye => return Ok(Flow::Bye),
             Frame::Received { deltas } => lock(&self.lag).acknowledged(deltas),
             Frame::Probe { channel, probe } => {
-                let c = channel_ok(channel)?;
-                let start = self.rng.next_u64();
-                let ch = &self.env.channels[c];
-                let estimate = ch.compare(start, &probe);
+                // Only kept: the node compares every interval (a flood of
+                // probes costs a map insert each, not a store scan).
+                channel_ok(channel)?;
                 lock(&self.metrics.probes).insert(channel, (probe, std::time::Instant::now()));
-                debug!(
-                    peer = %self.peer, channel = %ch.name(), items = estimate.items,
-                    keys = estimate.keys, bytes = estimate.bytes, "divergence estimated"
-                );
-                lock(&self.metrics.divergence).insert(ch.name().to_string(), estimate);
             }
             Frame::Handshake(_) => return Err(NetError::Handshake("a second handshake")),
         }

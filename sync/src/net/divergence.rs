@@ -10,11 +10,12 @@
 //! Alon, Matias and Szegedy, STOC 1996), its key count and the mean encoded
 //! size of an item (key and value), measured on a sample of
 //! [`SAMPLE_ITEMS`] items from a position that moves at every probe. The
-//! receiver compares it with its own estimator ([`compare`]); nothing is
-//! read but those sampled items, and nothing is sent back. The node keeps
-//! each peer's last probe and compares again at every interval, so while a
-//! peer is unreachable (a partition) the estimate goes on rising with this
-//! side's writes: it then counts what changed here since the peer's last
+//! receiver keeps it and, at its own interval, compares it with its own
+//! estimator ([`compare`]); nothing is read but those sampled items, and
+//! nothing is sent back (a peer flooding probes costs a map insert each).
+//! Because the node compares with each peer's last probe at every
+//! interval, while a peer is unreachable (a partition) the estimate goes on
+//! rising with this side's writes: it then counts what changed here since the peer's last
 //! probe, plus what differed then, and not what changed there, which the
 //! peer's own gauge counts (an operator adds the two sides' gauges;
 //! [`DivergenceEstimate::probe_age`] says how old the comparison is).
@@ -163,6 +164,10 @@ pub(crate) fn refresh(env: &ConnEnv, start: u64) {
             };
             let mut e = ch.compare(start, &probe);
             e.probe_age = now.saturating_duration_since(at);
+            tracing::debug!(
+                peer = %lock(&m.name), channel = %ch.name(), items = e.items,
+                keys = e.keys, bytes = e.bytes, "divergence estimated"
+            );
             lock(&m.divergence).insert(ch.name().to_string(), e);
         }
     }
