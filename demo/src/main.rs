@@ -33,6 +33,7 @@
 //! to price TLS: the summary prints the bytes that crossed the proxy and
 //! the process's CPU time, for a run of each.
 
+mod cost;
 mod scenario_mesh;
 mod scenario_stock;
 mod scenario_tokens;
@@ -60,6 +61,8 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use cost::{usd, Price};
+
 const HELP: &str = "\
 active-active: three regions on loopback TCP, a split brain, a heal.
 
@@ -80,6 +83,9 @@ options:
   --data DIR          keep each region's database under DIR/<region>
                       (default: a fresh directory under the system's
                       temporary directory, removed at the end)
+  --price-per-gb USD  price of cross-region transfer (default 0.02, the seed
+                      article's figure): the tables and the summary price
+                      the bytes sent, per heal and per month at this rate
   --quiet             no progress line
   --log LEVEL         log the nodes' events to stderr through `tracing`
                       (error, warn, info, debug or trace; default: none)
@@ -98,6 +104,7 @@ struct Options {
     quiet: bool,
     log: Option<tracing::Level>,
     data: Option<std::path::PathBuf>,
+    price: Price,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -114,6 +121,9 @@ fn parse_args() -> Result<Options, String> {
         quiet: false,
         log: None,
         data: None,
+        price: Price {
+            per_gb: Price::DEFAULT_PER_GB,
+        },
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -122,6 +132,12 @@ fn parse_args() -> Result<Options, String> {
         match flag.as_str() {
             "--help" | "-h" => return Err(String::new()),
             "--quiet" => o.quiet = true,
+            "--price-per-gb" => {
+                o.price.per_gb = num(value()?)?;
+                if o.price.per_gb.is_nan() || o.price.per_gb < 0.0 {
+                    return Err("--price-per-gb: not a price".into());
+                }
+            }
             "--log" => {
                 let v = value()?;
                 o.log = Some(
@@ -275,7 +291,9 @@ impl Region {
                 Duration::from_secs(5),
             )
             .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
-            .with_seed(seed ^ (i as u64 + 1));
+            .with_seed(seed ^ (i as u64 + 1))
+            // The divergence monitor, fast enough for the timeline.
+            .with_divergence_interval(Some(Duration::from_millis(500)));
         let config = match tls {
             Some(identity) => config.with_tls(identity),
             None => config.insecure_plaintext(),
@@ -720,6 +738,8 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut settle = tokio::time::interval(Duration::from_millis(5));
     settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut divergence = tokio::time::interval(Duration::from_secs(1));
+    divergence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Debug)]
     enum Phase {
@@ -892,6 +912,10 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                     stats_at_catch_up = Some(regions.iter().map(|r| r.node.stats()).collect());
                 }
             }
+            _ = divergence.tick(), if matches!(phase, Phase::Partitioned | Phase::AliceEu | Phase::AliceAp) => {
+                if progress_drawn.swap(0, Ordering::Relaxed) == 1 { eprint!("\r\x1b[2K"); }
+                println!("{} {}", clock.stamp(), divergence_line(&regions, isolated));
+            }
             _ = settle.tick(), if phase == Phase::Stopped => {
                 let first = regions[0].node.roots();
                 if regions.iter().all(|r| r.node.roots() == first) {
@@ -950,7 +974,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     );
     let stats: Vec<NodeStats> = regions.iter().map(|r| r.node.stats()).collect();
     let converged = converged_after.is_some();
-    print_tables(&regions, &stats, &caught_up);
+    print_tables(&regions, &stats, &caught_up, o.price, t0.elapsed());
     let mut ok = converged;
 
     println!();
@@ -999,6 +1023,12 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 kb(sent),
                 kb(ae)
             );
+            println!(
+                "  cost of the heal at ${}/GB: {} in all, {} of it anti-entropy",
+                o.price.per_gb,
+                usd(o.price.dollars(sent)),
+                usd(o.price.dollars(ae))
+            );
         }
     }
     if let Some(c) = converged_after {
@@ -1030,6 +1060,15 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         cpu.map_or("unknown".to_string(), |c| format!("{c:.2}")),
     );
 
+    let run = t0.elapsed();
+    println!(
+        "price at ${}/GB: {} for this run ({:.0} writes/s, {:.0} bytes sent per write); at this rate {} a month",
+        o.price.per_gb,
+        usd(o.price.dollars(sent)),
+        writes as f64 / run.as_secs_f64(),
+        sent as f64 / writes.max(1) as f64,
+        usd(o.price.monthly(sent, run))
+    );
     println!("\nchecks against the ledger of acknowledged writes, in every region:");
     ok &= check(&regions, &ledger);
     ok &= check_alice(&regions, has_partition);
@@ -1079,7 +1118,51 @@ fn record_heal_session(
     }
 }
 
-fn print_tables(regions: &[Region], stats: &[NodeStats], caught_up: &[Option<Duration>]) {
+/// The divergence monitor's estimate between the isolated region and each
+/// other: while the link is cut, each side compares with the other's last
+/// probe and counts what changed on its side since, so the two sides'
+/// estimates add up (see `accordant_sync::net::divergence`).
+fn divergence_line(regions: &[Region], isolated: usize) -> String {
+    let id = |i: usize| i as u64 + 1;
+    let towards = |from: usize, to: usize| {
+        regions[from]
+            .node
+            .peer_stats()
+            .into_iter()
+            .find(|p| p.peer.0 == id(to))
+            .map_or((0.0, 0.0), |p| {
+                let keys = p.divergent_keys();
+                let bytes: f64 = p.divergence.iter().map(|(_, e)| e.bytes).sum();
+                (keys, bytes)
+            })
+    };
+    let parts: Vec<String> = (0..regions.len())
+        .filter(|&j| j != isolated)
+        .map(|j| {
+            let (k1, b1) = towards(isolated, j);
+            let (k2, b2) = towards(j, isolated);
+            format!(
+                "⇄ {} ≈ {:.0} keys (~{} to move)",
+                regions[j].name,
+                k1 + k2,
+                kb((b1 + b2) as u64)
+            )
+        })
+        .collect();
+    format!(
+        "divergence (estimated, no values exchanged): {} {}",
+        regions[isolated].name,
+        parts.join(", ")
+    )
+}
+
+fn print_tables(
+    regions: &[Region],
+    stats: &[NodeStats],
+    caught_up: &[Option<Duration>],
+    price: Price,
+    elapsed: Duration,
+) {
     println!();
     println!(
         "{:<9} {:>6} {:>6} {:>6}  {:<24} {:<22} Alice (MV)",
@@ -1122,7 +1205,7 @@ fn print_tables(regions: &[Region], stats: &[NodeStats], caught_up: &[Option<Dur
     }
     println!();
     println!(
-        "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20}",
+        "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20} {:>10} {:>11} {:>10}",
         "region",
         "root",
         "bytes sent",
@@ -1131,11 +1214,21 @@ fn print_tables(regions: &[Region], stats: &[NodeStats], caught_up: &[Option<Dur
         "AE sessions",
         "verified",
         "round trips",
-        "converged after heal"
+        "converged after heal",
+        "lag at end",
+        "cost",
+        "cost/month"
     );
     for ((r, s), c) in regions.iter().zip(stats).zip(caught_up) {
+        let lag = r
+            .node
+            .peer_stats()
+            .iter()
+            .map(|p| p.lag)
+            .max()
+            .unwrap_or_default();
         println!(
-            "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20}",
+            "{:<9} {:<9} {:>10} {:>11} {:>8} {:>11} {:>9} {:>11} {:>20} {:>10} {:>11} {:>10}",
             r.name,
             r.digest(),
             kb(s.bytes_sent),
@@ -1144,9 +1237,16 @@ fn print_tables(regions: &[Region], stats: &[NodeStats], caught_up: &[Option<Dur
             s.sessions_initiated + s.sessions_responded,
             s.sessions_completed,
             s.round_trips,
-            c.map_or("—".to_string(), |d| format!("{} ms", d.as_millis()))
+            c.map_or("—".to_string(), |d| format!("{} ms", d.as_millis())),
+            format!("{} ms", lag.as_millis()),
+            usd(price.dollars(s.bytes_sent)),
+            usd(price.monthly(s.bytes_sent, elapsed))
         );
     }
+    println!(
+        "(cost: the bytes each region sent, all cross-region, at ${}/GB; per month: at this run's average rate)",
+        price.per_gb
+    );
 }
 
 fn check(regions: &[Region], l: &Ledger) -> bool {

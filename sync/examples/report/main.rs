@@ -75,6 +75,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod cost;
 mod render;
 mod targets;
 
@@ -111,7 +112,10 @@ usage: report [--full] [--keys LIST] [--ratios LIST] [--kinds LIST] [--sides LIS
   --no-digest       skip the digest maintenance measurement
   --from-csv FILE   run nothing: render the runs of an earlier results.csv
                     (repeatable: later files replace the same runs of earlier ones)
-  --note FILE       markdown added under the report's first paragraph";
+  --note FILE       markdown added under the report's first paragraph
+
+usage: report --cost-only MEDIANS_CSV [--price-per-gb USD] [--out DIR]
+  prices an earlier report's bytes (cost.md, cost-per-month.svg; see cost.rs)";
 
 /// A modelled link.
 #[derive(Debug, Clone, Copy)]
@@ -691,6 +695,9 @@ fn load_runs(path: &std::path::Path) -> Result<Vec<Run>, String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = cost::main_if_asked() {
+        return code;
+    }
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => {

@@ -8,7 +8,7 @@
 //!                [--cluster NAME] [--members 1,2,3] [--fsync every|window:MS|off] [--resync]
 //!                [--snapshot FILE [--restore]]
 //!                [--ae-ms 1000] [--idle-ms 1500] [--ping-ms 300] [--handshake-ms 1000]
-//!                [--backoff-max-ms 500]
+//!                [--backoff-max-ms 500] [--metrics 127.0.0.1:PORT] [--divergence-ms 5000]
 //! accordant-node --id 1 ... --insecure-plaintext        (tests and cost comparisons only)
 //! ```
 //!
@@ -30,7 +30,10 @@
 //! restarts. `--restore` imports the backup at `--snapshot FILE` (this
 //! node's and cluster's only) and moves to a new replica id; `--resync`
 //! starts even on a corrupt database, moving it aside and pulling
-//! everything from the peers. It prints `LISTENING <addr>` once ready, then
+//! everything from the peers. `--metrics ADDR` serves Prometheus metrics
+//! over plain HTTP at `http://ADDR/metrics` (put it on a loopback or
+//! management address; port 0 picks one, which the `metrics` command
+//! prints); `--divergence-ms` sets how often the divergence probes go out. It prints `LISTENING <addr>` once ready, then
 //! answers each command with one line:
 //!
 //! | command | answer |
@@ -46,6 +49,8 @@
 //! | `snapshot` | `OK <bytes> <keys>` once the backup is on disk |
 //! | `flush` | `OK` once everything staged is committed |
 //! | `stats` | `STATS k=v ...` |
+//! | `metrics` | `METRICS <addr>` where `/metrics` is served (`METRICS none` without `--metrics`) |
+//! | `divergence` | `DIVERGENCE <peer>=<keys> ...`: the last estimate of keys differing with each peer, all channels |
 //! | `reload-tls` | `OK` once the CA bundle and the node's certificate and key are reloaded from `--tls DIR` (new connections use them) |
 //! | `quit` (or end of input) | `BYE` after a graceful shutdown (commits) |
 //!
@@ -86,6 +91,8 @@ struct Args {
     ping: Duration,
     handshake: Duration,
     backoff_max: Duration,
+    metrics: Option<SocketAddr>,
+    divergence: Option<Duration>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -108,6 +115,8 @@ fn parse() -> Result<Args, String> {
         ping: Duration::from_millis(300),
         handshake: Duration::from_millis(1000),
         backoff_max: Duration::from_millis(500),
+        metrics: None,
+        divergence: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -154,6 +163,8 @@ fn parse() -> Result<Args, String> {
             "--ping-ms" => a.ping = ms()?,
             "--handshake-ms" => a.handshake = ms()?,
             "--backoff-max-ms" => a.backoff_max = ms()?,
+            "--metrics" => a.metrics = Some(v.parse().map_err(|e| format!("--metrics: {e}"))?),
+            "--divergence-ms" => a.divergence = Some(ms()?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -270,6 +281,10 @@ async fn run(args: Args) -> i32 {
         )
         .with_backoff(Duration::from_millis(50), args.backoff_max)
         .with_fsync(args.fsync);
+    let config = match args.divergence {
+        Some(every) => config.with_divergence_interval(Some(every)),
+        None => config,
+    };
     let config = match &args.tls {
         Some(dir) => {
             let members = args.members.clone().unwrap_or_else(|| members_in(dir));
@@ -341,6 +356,16 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
     };
+    let metrics = match args.metrics {
+        None => None,
+        Some(a) => match node.serve_metrics(a).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                println!("ERR metrics: {e}");
+                return 1;
+            }
+        },
+    };
     let replica = node.replica();
     println!("LISTENING {addr}");
 
@@ -361,6 +386,7 @@ async fn run(args: Args) -> i32 {
         snapshot: args.snapshot,
         tls: args.tls,
         id: args.id,
+        metrics,
     };
     let mut inflight = tokio::task::JoinSet::new();
     while let Some(line) = rx.recv().await {
@@ -437,6 +463,7 @@ struct App {
     snapshot: Option<PathBuf>,
     tls: Option<PathBuf>,
     id: u64,
+    metrics: Option<SocketAddr>,
 }
 
 impl App {
@@ -478,6 +505,19 @@ impl App {
                 format!("DUMP {} ; {}", c.join(" "), s.join(" "))
             }
             ["peers"] => format!("PEERS {}", self.node.peers().len()),
+            ["metrics"] => match self.metrics {
+                Some(a) => format!("METRICS {a}"),
+                None => "METRICS none".into(),
+            },
+            ["divergence"] => {
+                let d: Vec<String> = self
+                    .node
+                    .peer_stats()
+                    .iter()
+                    .map(|p| format!("{}={:.0}", p.peer.0, p.divergent_keys()))
+                    .collect();
+                format!("DIVERGENCE {}", d.join(" "))
+            }
             ["reload-tls"] => match &self.tls {
                 None => "ERR no --tls directory".into(),
                 Some(dir) => match TlsIdentity::load(dir, self.id) {

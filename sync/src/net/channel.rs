@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use accordant::Claims;
 
 use super::commit::{settle, Commits};
+use super::divergence::{self, DivergenceEstimate, DivergenceProbe};
 use super::shared::{lock, Shared};
 use super::wire::Frame;
 use crate::admission::Admit;
@@ -98,6 +99,14 @@ pub(crate) trait ErasedChannel: super::pull::ErasedPull + Send + Sync {
         self: Arc<Self>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>;
+    /// This channel's divergence probe (its item sample from key hash
+    /// `start` on).
+    fn probe(&self, start: u64) -> DivergenceProbe;
+    /// This channel compared with a peer's probe.
+    fn compare(&self, start: u64, probe: &DivergenceProbe) -> DivergenceEstimate;
+    /// Keys in the store.
+    #[cfg(feature = "metrics")]
+    fn len(&self) -> u64;
 }
 
 /// A session as the connections see it.
@@ -275,6 +284,19 @@ where
             }
         }))
     }
+
+    fn probe(&self, start: u64) -> DivergenceProbe {
+        divergence::probe(&lock(&self.state).store, start)
+    }
+
+    fn compare(&self, start: u64, probe: &DivergenceProbe) -> DivergenceEstimate {
+        divergence::compare_store(&lock(&self.state).store, start, probe)
+    }
+
+    #[cfg(feature = "metrics")]
+    fn len(&self) -> u64 {
+        lock(&self.state).store.len() as u64
+    }
 }
 
 /// The typed handle on one store of a [`Node`](super::Node): local reads
@@ -334,6 +356,7 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
         f: impl FnOnce(&mut V) -> Result<V, E>,
     ) -> Result<V, WriteError<E>> {
         let commits = &self.inner.commits;
+        let started = std::time::Instant::now();
         let ticket = {
             let mut guard = lock(&self.inner.state);
             let st = &mut *guard;
@@ -342,7 +365,7 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
                 UpdateError::Storage(e) => WriteError::Storage(Arc::new(e)),
             })?;
             if !commits.durable {
-                self.acknowledged(st, &key, &delta);
+                self.acknowledged(st, &key, &delta, started);
                 return Ok(delta);
             }
             st.staged += 1;
@@ -351,7 +374,7 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
                 // Every write commits on its own (with an fsync, or none
                 // under `Fsync::Off`).
                 settle(commits, &mut st.store, ticket).map_err(WriteError::Storage)?;
-                self.acknowledged(st, &key, &delta);
+                self.acknowledged(st, &key, &delta, started);
                 return Ok(delta);
             }
             (ticket, delta)
@@ -360,16 +383,28 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
         commits.kick.notify_one();
         commits.wait(ticket).await.map_err(WriteError::Storage)?;
         let mut guard = lock(&self.inner.state);
-        self.acknowledged(&mut guard, &key, &delta);
+        self.acknowledged(&mut guard, &key, &delta, started);
         Ok(delta)
     }
 
-    /// Hands an acknowledged write's delta to the delta path.
-    fn acknowledged(&self, st: &mut ChannelState<K, V>, key: &K, delta: &V) {
+    /// Hands an acknowledged write's delta to the delta path, and records
+    /// the write's latency from `started`.
+    fn acknowledged(
+        &self,
+        st: &mut ChannelState<K, V>,
+        key: &K,
+        delta: &V,
+        started: std::time::Instant,
+    ) {
         let mut out = PeerOutbox::new(&self.inner.node, self.inner.index);
         st.replicator
             .on_local_write(key, delta, &mut st.store, &mut out);
         self.inner.node.counters.local_writes.add(1);
+        self.inner
+            .node
+            .metrics
+            .write_seconds
+            .observe_duration(started.elapsed());
     }
 
     /// A copy of the value under `key`.

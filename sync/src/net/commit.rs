@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::metrics::Histogram;
 use super::shared::lock;
 use crate::store::db::Fsync;
 use crate::store::{StorageError, Store, StoreKey, StoreValue};
@@ -54,6 +55,8 @@ pub(crate) struct Commits {
     settled: Notify,
     /// Wakes the committer when a write is staged.
     pub(crate) kick: Notify,
+    /// Seconds per commit that wrote something (the node's histogram).
+    pub(crate) latency: Histogram,
 }
 
 impl Commits {
@@ -64,7 +67,14 @@ impl Commits {
             log: Mutex::new(Log::default()),
             settled: Notify::new(),
             kick: Notify::new(),
+            latency: Histogram::new(Histogram::SECONDS),
         }
+    }
+
+    /// Records commit latencies in `h` (the node's histogram).
+    pub(crate) fn with_latency(mut self, h: Histogram) -> Self {
+        self.latency = h;
+        self
     }
 
     /// Records the outcome of a commit that covered tickets up to `upto`.
@@ -121,7 +131,10 @@ pub(crate) fn settle<K: StoreKey, V: StoreValue>(
         commits.settle_upto(staged, Ok(()));
         return Ok(());
     }
-    match store.commit() {
+    let started = std::time::Instant::now();
+    let committed = store.commit();
+    commits.latency.observe_duration(started.elapsed());
+    match committed {
         Ok(()) => {
             commits.settle_upto(staged, Ok(()));
             Ok(())

@@ -119,6 +119,9 @@ pub struct NodeConfig {
     /// and pulls everything from its peers by anti-entropy. Without it, such
     /// a node refuses to start.
     pub resync_from_peers: bool,
+    /// Each connection sends a [divergence probe](super::divergence) per
+    /// channel this often (`None`: no monitor). Default 5 s.
+    pub divergence_interval: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -157,6 +160,7 @@ impl NodeConfig {
             fsync: Fsync::default(),
             cache_bytes: 64 << 20,
             resync_from_peers: false,
+            divergence_interval: Some(Duration::from_secs(5)),
         }
     }
 
@@ -259,6 +263,13 @@ impl NodeConfig {
     /// Sets the session configuration.
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
+        self
+    }
+
+    /// Sets how often each connection sends its divergence probes (`None`:
+    /// no monitor).
+    pub fn with_divergence_interval(mut self, every: Option<Duration>) -> Self {
+        self.divergence_interval = every;
         self
     }
 

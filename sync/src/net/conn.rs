@@ -25,7 +25,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
@@ -36,6 +36,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::channel::{ErasedChannel, ErasedSession};
 use super::error::NetError;
 use super::handshake::handshake;
+use super::lag::LagTracker;
+use super::metrics::{refusal_reason, Kind, PeerMetrics, SessionOutcome};
 use super::shared::{lock, BufferCharge, NodeEvent, PeerSlot, PendingSlot, Shared};
 use super::wire::Frame;
 use super::writer::write_loop;
@@ -44,7 +46,7 @@ use crate::host::{HostConfig, HostEvent, Outcome, SessionEnd, SessionHost};
 use crate::message::Bytes;
 use crate::peer::PeerId;
 use crate::rng::SplitMix64;
-use crate::wire::FrameReader;
+use crate::wire::{varint_len, FrameReader};
 
 /// What every connection of a node shares: the node-wide state, the
 /// channels, and the stop signal.
@@ -226,6 +228,16 @@ struct Conn {
     last_rx: Instant,
     last_ping: Instant,
     ae_soon: Arc<AtomicBool>,
+    /// What the node counts about this peer.
+    metrics: Arc<PeerMetrics>,
+    /// This connection's replication lag (shared with its peer slot).
+    lag: Arc<Mutex<LagTracker>>,
+    /// Delta frames read on this connection, and the count last reported
+    /// to the peer ([`Frame::Received`]).
+    deltas_read: u64,
+    deltas_reported: u64,
+    /// When the next divergence probes are due.
+    next_probe: Option<Instant>,
 }
 
 enum Flow {
@@ -254,12 +266,16 @@ where
     let (ctrl_tx, ctrl_rx) = mpsc::channel(cfg.ctrl_queue);
     let (kill_tx, mut kill) = watch::channel(false);
     let ae_soon = Arc::new(AtomicBool::new(false));
+    let peer_metrics = shared.metrics.peer(peer, &name);
+    let lag = Arc::new(Mutex::new(LagTracker::default()));
     let slot = PeerSlot {
         conn: conn_id,
         name: name.clone(),
         deltas: delta_tx,
         ae_soon: Arc::clone(&ae_soon),
         kill: kill_tx,
+        metrics: Arc::clone(&peer_metrics),
+        lag: Arc::clone(&lag),
     };
     let registered = {
         let mut peers = lock(&shared.peers);
@@ -279,6 +295,7 @@ where
         let _ = old.kill.send(true);
     }
     shared.counters.connections.add(1);
+    peer_metrics.links.fetch_add(1, Ordering::Relaxed);
     info!(node = cfg.id, %peer, peer_name = %name, dialed, "connected");
     shared.emit(NodeEvent::Connected {
         peer,
@@ -294,10 +311,14 @@ where
         ctrl_rx,
         delta_rx,
         Arc::clone(&shared),
+        Arc::clone(&peer_metrics),
         cfg.write_timeout,
     ));
     let now = Instant::now();
-    let seed = cfg.seed ^ conn_id.rotate_left(32) ^ peer.0;
+    // The peer's id is mixed in, not XORed: with the default seeds (the
+    // node ids), `id ^ peer` is the same number on both ends of a
+    // connection, and so were both hosts' tie-breaks.
+    let seed = cfg.seed ^ conn_id.rotate_left(32) ^ peer.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let host_config = HostConfig::default()
         .with_session_timeout(cfg.session_timeout)
         .with_retry(cfg.ae_soon * 4, cfg.ae_interval);
@@ -312,6 +333,11 @@ where
         last_rx: now,
         last_ping: now,
         ae_soon,
+        metrics: Arc::clone(&peer_metrics),
+        lag,
+        deltas_read: 0,
+        deltas_reported: 0,
+        next_probe: cfg.divergence_interval.map(|_| now),
     };
     for _ in 0..env.channels.len() {
         let next = now + conn.jittered(cfg.ae_interval);
@@ -345,8 +371,11 @@ where
                     shared.counters.bytes_received.add(n as u64);
                     reader.push(&buf[..n]);
                     let mut completed = false;
-                    while let Some(frame) = Frame::next(&mut reader, max)? {
+                    while let Some(body) = reader.next_frame(max)? {
                         completed = true;
+                        let wire_len = body.len() + varint_len(body.len() as u64);
+                        let frame = Frame::decode(&body)?;
+                        conn.metrics.received(kind_of(&frame), wire_len);
                         if let Flow::Bye = conn.on_frame(frame).await? {
                             return Ok(());
                         }
@@ -408,6 +437,7 @@ where
         c.disconnected(peer);
     }
     shared.counters.disconnects.add(1);
+    peer_metrics.links.fetch_sub(1, Ordering::Relaxed);
     if let Err(NetError::Limit(_)) = &result {
         shared.counters.frame_limit_closes.add(1);
     }
@@ -418,6 +448,18 @@ where
     info!(node = cfg.id, %peer, peer_name = %name, %reason, "disconnected");
     shared.emit(NodeEvent::Disconnected { peer, name, reason });
     result
+}
+
+/// The traffic kind of a frame.
+fn kind_of(frame: &Frame) -> Kind {
+    match frame {
+        Frame::Delta { .. } => Kind::Delta,
+        Frame::Session { .. } => Kind::Session,
+        Frame::Received { .. } => Kind::Ack,
+        Frame::Probe { .. } => Kind::Probe,
+        Frame::Pull { .. } | Frame::Value { .. } => Kind::Pull,
+        Frame::Handshake(_) | Frame::Ping | Frame::Bye => Kind::Control,
+    }
 }
 
 impl Conn {
@@ -463,6 +505,7 @@ impl Conn {
         let now = self.now();
         if self.host.initiate(now, c, session).is_ok() {
             self.shared().counters.sessions_initiated.add(1);
+            self.metrics.session_started(true);
             debug!(peer = %self.peer, channel = %self.channel_name(c), "session started");
         }
     }
@@ -490,6 +533,7 @@ impl Conn {
                 match e {
                     HostEvent::Accepted { peer: c, .. } => {
                         self.shared().counters.sessions_responded.add(1);
+                        self.metrics.session_started(false);
                         debug!(peer = %self.peer, channel = %self.channel_name(c), "session accepted");
                     }
                     HostEvent::Ended(end) => self.on_ended(end),
@@ -505,6 +549,7 @@ impl Conn {
                     .counters
                     .session_bytes_sent
                     .add(f.len() as u64);
+                self.metrics.sent(Kind::Session, f.len());
                 self.send(f).await?;
             }
             for c in retries {
@@ -526,6 +571,14 @@ impl Conn {
         let counters = &self.env.shared.counters;
         if initiator && matches!(end.outcome, Outcome::Completed | Outcome::Failed(_)) {
             counters.round_trips.add(stats.round_trips());
+            self.env
+                .shared
+                .metrics
+                .round_trips
+                .observe(stats.round_trips() as f64);
+        }
+        if let Some(o) = SessionOutcome::of(&end.outcome) {
+            self.metrics.session_ended(o);
         }
         match &end.outcome {
             Outcome::Completed => {
@@ -575,6 +628,7 @@ impl Conn {
     fn refused_data(&self, c: u16, e: &SyncError) {
         if let SyncError::Refused(r) = e {
             self.shared().counters.refusals.add(1);
+            self.shared().metrics.refused(refusal_reason(r));
             warn!(peer = %self.peer, channel = %self.channel_name(c), reason = %r, "refused the peer's data");
             self.shared().emit(NodeEvent::Refused {
                 addr: None,
@@ -609,6 +663,7 @@ impl Conn {
             Frame::Delta { channel, payload } => {
                 let c = channel_ok(channel)?;
                 self.shared().counters.deltas_received.add(1);
+                self.deltas_read += 1;
                 if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload.0) {
                     self.shared().counters.peer_faults.add(1);
                     self.refused_data(channel, &e);
@@ -643,9 +698,56 @@ impl Conn {
             }
             Frame::Ping => {}
             Frame::Bye => return Ok(Flow::Bye),
+            Frame::Received { deltas } => lock(&self.lag).acknowledged(deltas),
+            Frame::Probe { channel, probe } => {
+                // Only kept: the node compares every interval (a flood of
+                // probes costs a map insert each, not a store scan).
+                channel_ok(channel)?;
+                lock(&self.metrics.probes).insert(channel, (probe, std::time::Instant::now()));
+            }
             Frame::Handshake(_) => return Err(NetError::Handshake("a second handshake")),
         }
         Ok(Flow::Continue)
+    }
+
+    /// Tells the peer how many delta frames arrived (when the count moved),
+    /// and sends the divergence probes when due. Both are small and
+    /// skipped when the control queue is full (they are sent again later).
+    fn report_and_probe(&mut self, now: Instant) {
+        let Some(ctrl) = self.ctrl.clone() else {
+            return;
+        };
+        if self.deltas_read != self.deltas_reported {
+            let f = Frame::Received {
+                deltas: self.deltas_read,
+            }
+            .to_wire();
+            let len = f.len();
+            if ctrl.try_send(f).is_ok() {
+                self.deltas_reported = self.deltas_read;
+                self.metrics.sent(Kind::Ack, len);
+            }
+        }
+        let (Some(due), Some(every)) = (self.next_probe, self.shared().config.divergence_interval)
+        else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.next_probe = Some(now + self.jittered(every));
+        for (c, ch) in self.env.channels.iter().enumerate() {
+            let probe = ch.probe(self.rng.next_u64());
+            let f = Frame::Probe {
+                channel: c as u16,
+                probe,
+            }
+            .to_wire();
+            let len = f.len();
+            if ctrl.try_send(f).is_ok() {
+                self.metrics.sent(Kind::Probe, len);
+            }
+        }
     }
 
     async fn on_tick(&mut self) -> Result<(), NetError> {
@@ -662,9 +764,14 @@ impl Conn {
             self.last_ping = now;
             if let Some(ctrl) = &self.ctrl {
                 // A full queue means frames are flowing anyway.
-                let _ = ctrl.try_send(Frame::Ping.to_wire());
+                let ping = Frame::Ping.to_wire();
+                let len = ping.len();
+                if ctrl.try_send(ping).is_ok() {
+                    self.metrics.sent(Kind::Control, len);
+                }
             }
         }
+        self.report_and_probe(now);
         if self.ae_soon.swap(false, Ordering::Relaxed) {
             for t in &mut self.next_ae {
                 *t = (*t).min(now + ae_soon);

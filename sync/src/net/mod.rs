@@ -40,7 +40,14 @@
 //! delaying, cuttable TCP proxy that the demo and the tests put between
 //! nodes.
 //!
-//! 5. **Security** (see SECURITY.md). Every connection runs mutual TLS 1.3
+//! 5. **Observability.** A node measures each peer's link, traffic by
+//!    kind, sessions, replication [lag](LagTracker) and
+//!    [divergence] (a 33-byte probe per channel every
+//!    [`NodeConfig::divergence_interval`]), and its commit latency;
+//!    [`Node::peer_stats`] returns them, and with the `metrics` feature
+//!    `Node::serve_metrics` serves them to Prometheus at `/metrics`.
+//!
+//! 6. **Security** (see SECURITY.md). Every connection runs mutual TLS 1.3
 //!    (rustls, *ring* provider): a node accepts only a certificate of its
 //!    cluster's CA naming a node on its member list, and dials only a peer
 //!    whose certificate names the node it expects ([`identity`](TlsIdentity)).
@@ -100,10 +107,17 @@ mod channel;
 pub mod commit;
 mod config;
 mod conn;
+pub mod divergence;
 mod error;
+#[cfg(feature = "metrics")]
+mod exposition;
 mod handshake;
+#[cfg(feature = "metrics")]
+mod http;
 mod identity;
+mod lag;
 mod limits;
+mod metrics;
 mod node;
 pub mod proxy;
 mod pull;
@@ -116,9 +130,12 @@ mod writer;
 
 pub use channel::{Channel, WriteError};
 pub use config::NodeConfig;
+pub use divergence::{compare, DivergenceEstimate, DivergenceProbe};
 pub use error::NetError;
 pub use identity::{node_dns_name, node_uri, valid_cluster_name, TlsError, TlsIdentity};
+pub use lag::LagTracker;
 pub use limits::NetLimits;
+pub use metrics::{Histogram, Kind, PeerStats, SessionOutcome};
 pub use node::{Node, NodeBuilder, DB_FILE};
 pub use pull::{SessionError, PULL_RETRY};
 pub use rights::RightsKeeper;

@@ -21,6 +21,7 @@ use super::conn::Role;
 use super::conn::{self, ConnEnv};
 use super::error::NetError;
 use super::identity::{TlsError, TlsIdentity};
+use super::metrics::PeerStats;
 use super::shared::{lock, NodeEvent, NodeStats, Shared};
 use super::tls::TlsContext;
 use crate::admission::Admit;
@@ -306,7 +307,8 @@ impl NodeBuilder {
             node: Arc::clone(&self.shared),
             state: Mutex::new(ChannelState::new(store, replicator)),
             session: self.shared.config.session,
-            commits: Commits::new(self.shared.config.fsync, durable),
+            commits: Commits::new(self.shared.config.fsync, durable)
+                .with_latency(self.shared.metrics.commit_seconds.clone()),
             admit,
         });
         self.channels.push(inner.clone());
@@ -559,6 +561,33 @@ impl Node {
         self.inner.env.shared.counters.snapshot()
     }
 
+    /// Each peer this node has been connected to: link, lag, queue,
+    /// traffic and the last divergence estimates (see
+    /// [`super::divergence`]).
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        super::metrics::peer_stats(&self.inner.env.shared)
+    }
+
+    /// The node's metrics in the Prometheus text format, as
+    /// [`Node::serve_metrics`] serves them.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_text(&self) -> String {
+        super::exposition::render(&self.inner.env)
+    }
+
+    /// Serves the node's metrics over plain HTTP at `/metrics` on `addr`
+    /// (port 0 picks one) until shutdown; returns the bound address. Put
+    /// it on a loopback or management address: it is not authenticated.
+    #[cfg(feature = "metrics")]
+    pub async fn serve_metrics(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        info!(node = self.inner.env.shared.config.id, %local, "serving metrics");
+        self.inner
+            .spawn(super::http::serve(listener, Arc::clone(&self.inner.env)));
+        Ok(local)
+    }
+
     /// Subscribes to the node's events (a bounded buffer: a subscriber
     /// that falls behind loses the oldest).
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
@@ -663,11 +692,19 @@ async fn tick_loop(inner: Arc<NodeInner>) {
     let mut stop = inner.env.stop.clone();
     let mut t = tokio::time::interval(inner.env.shared.config.tick);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let divergence = inner.env.shared.config.divergence_interval;
+    let mut next_divergence = tokio::time::Instant::now();
+    let mut rng = SplitMix64::new(inner.env.shared.config.seed ^ 0xd1fe);
     loop {
         tokio::select! {
             _ = t.tick() => {
                 for c in &inner.env.channels {
                     c.tick();
+                }
+                let now = tokio::time::Instant::now();
+                if let Some(every) = divergence.filter(|_| now >= next_divergence) {
+                    next_divergence = now + every;
+                    super::divergence::refresh(&inner.env, rng.next_u64());
                 }
             }
             _ = stop.changed() => return,

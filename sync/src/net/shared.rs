@@ -21,6 +21,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::config::NodeConfig;
 use super::error::NetError;
+use super::lag::LagTracker;
+use super::metrics::{NodeMetrics, PeerMetrics};
 use super::tls::TlsContext;
 use crate::host::Outcome;
 use crate::peer::PeerId;
@@ -227,6 +229,10 @@ pub(crate) struct PeerSlot {
     pub(crate) deltas: mpsc::Sender<Arc<[u8]>>,
     pub(crate) ae_soon: Arc<AtomicBool>,
     pub(crate) kill: watch::Sender<bool>,
+    /// What the node counts about this peer.
+    pub(crate) metrics: Arc<PeerMetrics>,
+    /// This connection's replication lag.
+    pub(crate) lag: Arc<Mutex<LagTracker>>,
 }
 
 /// Node-wide state shared by channels and connections.
@@ -234,6 +240,8 @@ pub(crate) struct Shared {
     pub(crate) config: NodeConfig,
     pub(crate) peers: Mutex<BTreeMap<PeerId, PeerSlot>>,
     pub(crate) counters: Counters,
+    /// Per-peer traffic, sessions, divergence; latencies; refusals.
+    pub(crate) metrics: NodeMetrics,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) next_conn: AtomicU64,
     /// The TLS configurations (`None` in insecure plaintext); replaced by
@@ -261,6 +269,7 @@ impl Shared {
             config,
             peers: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            metrics: NodeMetrics::default(),
             events: broadcast::channel(4096).0,
             next_conn: AtomicU64::new(1),
             tls: RwLock::new(tls),
@@ -397,13 +406,25 @@ impl Drop for BufferCharge {
 }
 
 impl PeerSlot {
+    /// Delta frames queued for this peer and not yet written.
+    pub(crate) fn queue_depth(&self) -> u64 {
+        (self.deltas.max_capacity() - self.deltas.capacity()) as u64
+    }
+
     /// Offers a delta frame to this peer's queue; drops and counts it when
     /// the queue is full, and asks the connection for anti-entropy soon.
     pub(crate) fn offer(&self, counters: &Counters, frame: Arc<[u8]>) -> bool {
+        // The lag's lock is held across the send, so the peer's
+        // acknowledgement of this delta cannot be counted before it is.
+        let mut lag = lock(&self.lag);
         match self.deltas.try_send(frame) {
-            Ok(()) => true,
+            Ok(()) => {
+                lag.queued(std::time::Instant::now());
+                true
+            }
             Err(TrySendError::Full(_)) => {
                 counters.deltas_dropped.add(1);
+                self.metrics.deltas_dropped.add(1);
                 self.ae_soon.store(true, Ordering::Relaxed);
                 false
             }

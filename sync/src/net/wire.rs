@@ -15,6 +15,9 @@
 //! Value     { channel, payload }                              the answer: the key and a minimal delta
 //! Ping                                                        keepalive
 //! Bye                                                         graceful close
+//! Received  { deltas }                                        delta frames read on this connection so
+//!                                                             far (replication lag, crate::net::LagTracker)
+//! Probe     { channel, estimator, keys, mean item size }      divergence monitor (crate::net::divergence)
 //! ```
 //!
 //! A *channel* is one store of the node, by its index in the handshake's
@@ -25,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use accordant::codec::SeqVec;
 
+use super::divergence::DivergenceProbe;
 use crate::error::SyncError;
 use crate::message::Bytes;
 use crate::wire::{self, FrameReader};
@@ -88,6 +92,19 @@ pub enum Frame {
     },
     /// The sender closes the connection on purpose.
     Bye,
+    /// The sender has read this many delta frames on this connection so
+    /// far (sent when the count moved, at most once per tick).
+    Received {
+        /// Delta frames read.
+        deltas: u64,
+    },
+    /// The sender's divergence probe of one channel.
+    Probe {
+        /// Channel index.
+        channel: u16,
+        /// Its estimator, key count and mean item size.
+        probe: DivergenceProbe,
+    },
 }
 
 impl Frame {
@@ -154,6 +171,15 @@ mod tests {
             },
             Frame::Ping,
             Frame::Bye,
+            Frame::Received { deltas: 1 << 40 },
+            Frame::Probe {
+                channel: 3,
+                probe: DivergenceProbe {
+                    estimator: [0x5a; crate::sketch::ESTIMATOR_BYTES],
+                    keys: 1_000_000,
+                    mean_item_bytes: 120,
+                },
+            },
         ];
         let stream: Vec<u8> = frames.iter().flat_map(Frame::to_wire).collect();
         let mut r = FrameReader::new();
@@ -167,6 +193,18 @@ mod tests {
         }
         assert_eq!(got, frames);
         assert_eq!(Frame::Ping.to_wire().len(), 3, "a ping is three bytes");
+        // The monitor's cost: a probe of a million keys is 33 bytes on the
+        // wire, an ack of a billion deltas 8.
+        let probe = Frame::Probe {
+            channel: 0,
+            probe: DivergenceProbe {
+                estimator: [0xff; crate::sketch::ESTIMATOR_BYTES],
+                keys: 1_000_000,
+                mean_item_bytes: 300,
+            },
+        };
+        assert_eq!(probe.to_wire().len(), 33);
+        assert_eq!(Frame::Received { deltas: 1 << 30 }.to_wire().len(), 8);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::error::NetError;
+use super::metrics::{Kind, PeerMetrics};
 use super::shared::{Counters, Shared};
 
 /// Writes queued frames: control frames first, then deltas, batched into
@@ -24,6 +25,7 @@ pub(crate) async fn write_loop<W>(
     mut ctrl: mpsc::Receiver<Vec<u8>>,
     mut deltas: mpsc::Receiver<Arc<[u8]>>,
     shared: Arc<Shared>,
+    peer: Arc<PeerMetrics>,
     write_timeout: Duration,
 ) -> Result<(), NetError>
 where
@@ -46,6 +48,7 @@ where
                 Some(f) => {
                     counters.deltas_sent.add(1);
                     counters.delta_bytes_sent.add(f.len() as u64);
+                    peer.sent(Kind::Delta, f.len());
                     buf.extend_from_slice(&f);
                 }
                 None => deltas_open = false,
@@ -57,6 +60,7 @@ where
             } else if let Ok(f) = deltas.try_recv() {
                 counters.deltas_sent.add(1);
                 counters.delta_bytes_sent.add(f.len() as u64);
+                peer.sent(Kind::Delta, f.len());
                 buf.extend_from_slice(&f);
             } else {
                 break;
