@@ -1175,20 +1175,17 @@ fn print_tables(
                 .map(|(_, c)| c.value())
                 .sum()
         });
-        let likes = r
-            .counters
-            .get(&"likes:post-7".into())
-            .map_or(0, |c| c.value());
+        let likes = r.counters.get("likes:post-7").map_or(0, |c| c.value());
         let carts = r.carts.read(|s| s.len());
-        let family = r.carts.get(&"cart:family".into()).unwrap_or_default();
+        let family = r.carts.get("cart:family").unwrap_or_default();
         let units: u64 = family.items().map(|(_, q)| q).sum();
         let lww = r
             .lww
-            .get(&ALICE.into())
+            .get(ALICE)
             .and_then(|l| l.get().cloned())
             .unwrap_or_default();
         let mut mv: Vec<String> =
-            r.mv.get(&ALICE.into())
+            r.mv.get(ALICE)
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default();
         mv.sort();
@@ -1295,13 +1292,10 @@ fn check(regions: &[Region], l: &Ledger) -> bool {
 }
 
 fn check_alice(regions: &[Region], partitioned: bool) -> bool {
-    let lww = regions[0]
-        .lww
-        .get(&ALICE.into())
-        .and_then(|l| l.get().cloned());
+    let lww = regions[0].lww.get(ALICE).and_then(|l| l.get().cloned());
     let mut mv: Vec<String> = regions[0]
         .mv
-        .get(&ALICE.into())
+        .get(ALICE)
         .map(|m| m.values().cloned().collect())
         .unwrap_or_default();
     mv.sort();

@@ -44,7 +44,7 @@ async fn forged_dots_and_counts_of_the_receivers_own_replica_are_refused() {
         .update("k".into(), |c| c.increment(me, 1))
         .await
         .unwrap();
-    assert_eq!(v.views.get(&"k".into()).unwrap().count(&me), 4);
+    assert_eq!(v.views.get("k").unwrap().count(&me), 4);
     v.still_serves(2).await;
     v.node.shutdown().await.unwrap();
 }
@@ -171,18 +171,18 @@ async fn a_forged_value_in_a_session_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receivers_own_writes_echoed_back_are_admitted() {
     let v = Victim::start(config(1)).await;
-    let echo = v.views.get(&"k".into()).unwrap();
+    let echo = v.views.get("k").unwrap();
     let mut s = member_session(&v, 2).await;
     s.write_all(&delta_frame(0, "k", &echo)).await.unwrap();
     let mut mine = GCounter::new();
     let _ = mine.increment(replica_of(2), 7).unwrap();
     s.write_all(&delta_frame(0, "m", &mine)).await.unwrap();
     wait_for("the member's write arrives", Duration::from_secs(5), || {
-        v.views.get(&"m".into()).is_some()
+        v.views.get("m").is_some()
     })
     .await;
     assert_eq!(v.stats().refusals, 0);
-    assert_eq!(v.views.get(&"k".into()).unwrap(), echo);
+    assert_eq!(v.views.get("k").unwrap(), echo);
     drop(s);
     v.node.shutdown().await.unwrap();
 }

@@ -126,7 +126,7 @@ async fn deltas_flow_while_connected_and_sessions_verify() {
     }
     converge(&[&a, &b], Duration::from_secs(5)).await;
     assert_eq!(a.total(), 600);
-    assert_eq!(a.tags.get(&"cart".into()).unwrap().len(), 10);
+    assert_eq!(a.tags.get("cart").unwrap().len(), 10);
     let (sa, sb) = (a.node.stats(), b.node.stats());
     assert!(
         sa.deltas_sent >= 200 && sb.deltas_sent >= 400,
@@ -186,7 +186,7 @@ async fn a_partition_heals_by_anti_entropy_through_the_delaying_proxy() {
     proxy.heal("a", "b");
     let took = converge(&[&a, &b], Duration::from_secs(10)).await;
     assert_eq!(a.total(), 1 + 50 + 500);
-    assert_eq!(b.tags.get(&"t".into()).unwrap().len(), 100);
+    assert_eq!(b.tags.get("t").unwrap().len(), 100);
     assert!(took < Duration::from_secs(5), "{took:?}");
     let mut saw_reconnect = false;
     while let Ok(e) = events.try_recv() {
@@ -259,7 +259,7 @@ async fn a_killed_node_restarts_from_its_snapshot_and_catches_up() {
     a2.node.listen(addr).await.unwrap();
     converge(&[&a2, &b], Duration::from_secs(10)).await;
     assert_eq!(a2.total(), 600);
-    assert_eq!(a2.tags.get(&"before".into()).unwrap().len(), 100);
+    assert_eq!(a2.tags.get("before").unwrap().len(), 100);
     a2.increment(7, 1).await; // new writes under the new incarnation's replica id
     converge(&[&a2, &b], Duration::from_secs(5)).await;
     assert_eq!(b.total(), 601);

@@ -83,9 +83,7 @@ async fn rights_follow_demand_and_the_stock_never_oversells() {
         .unwrap();
     // US runs low (2 < 5): EU's keeper gives it part of its surplus.
     until("US to get rights", Duration::from_secs(10), || {
-        us_stock
-            .get(&"sku".into())
-            .is_some_and(|c| c.rights(us_id) >= 5)
+        us_stock.get("sku").is_some_and(|c| c.rights(us_id) >= 5)
     })
     .await;
     assert!(eu_keeper.transfers() >= 1);
@@ -119,7 +117,7 @@ async fn rights_follow_demand_and_the_stock_never_oversells() {
         eu_stock.root_digest() == us_stock.root_digest()
     })
     .await;
-    let end = eu_stock.get(&"sku".into()).unwrap();
+    let end = eu_stock.get("sku").unwrap();
     assert_eq!(end.value(), 0);
     assert_eq!(end.total_decrements(), 40);
     drop((eu_keeper, us_keeper));

@@ -195,7 +195,7 @@ async fn a_member_cannot_claim_another_members_id() {
         .await
         .unwrap();
     wait_for("member 3 still syncs", Duration::from_secs(5), || {
-        v.views.get(&"still".into()).is_some()
+        v.views.get("still").is_some()
     })
     .await;
     // A dialer refuses a peer that is not the node it dialed: the victim
@@ -252,7 +252,7 @@ async fn certificates_rotate_without_a_restart() {
         .await
         .unwrap();
     wait_for("node 2 syncs", Duration::from_secs(10), || {
-        v.views.get(&"rotated".into()).is_some()
+        v.views.get("rotated").is_some()
     })
     .await;
     n2_node.shutdown().await.unwrap();

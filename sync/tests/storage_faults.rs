@@ -179,7 +179,7 @@ async fn a_full_disk_refuses_writes_keeps_serving_and_recovers() {
     assert_eq!(ra2, ra, "same replica id");
     assert_eq!(total(&ca2), expected);
     assert!(
-        ca2.get(&"still-full".into()).is_none(),
+        ca2.get("still-full").is_none(),
         "a refused write was stored"
     );
     a2.shutdown().await.unwrap();
@@ -266,13 +266,13 @@ async fn a_file_system_gone_read_only_refuses_writes_keeps_serving_and_recovers(
         }
     }
     assert_eq!(total(&ca), 20, "reads go on, without the refused writes");
-    assert!(ca.get(&"refused".into()).is_none());
+    assert!(ca.get("refused").is_none());
     wait_for("the peer syncs every acknowledged write", || {
         total(&cb) == 20
     })
     .await;
     assert!(
-        cb.get(&"refused".into()).is_none(),
+        cb.get("refused").is_none(),
         "a refused write reached a peer"
     );
     fail.store(0, Ordering::SeqCst);
@@ -284,7 +284,7 @@ async fn a_file_system_gone_read_only_refuses_writes_keeps_serving_and_recovers(
     let (a2, ca2, ra2) = faulty_node(&path, &fail);
     assert_eq!(ra2, ra);
     assert_eq!(total(&ca2), 21);
-    assert!(ca2.get(&"refused".into()).is_none());
+    assert!(ca2.get("refused").is_none());
     a2.shutdown().await.unwrap();
 }
 

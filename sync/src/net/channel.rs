@@ -407,8 +407,13 @@ impl<K: StoreKey + Send + 'static, V: StoreValue + Send + 'static> Channel<K, V>
             .observe_duration(started.elapsed());
     }
 
-    /// A copy of the value under `key`.
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// A copy of the value under `key`, or under any borrowed form of it
+    /// that serialises as the key does (see [`Store::get`]).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: serde::Serialize + ?Sized,
+    {
         lock(&self.inner.state).store.get(key)
     }
 

@@ -93,7 +93,7 @@
 //! while eu_views.root_digest() != us_views.root_digest() {
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
-//! assert_eq!(eu_views.get(&"home".into()).unwrap().value(), 3);
+//! assert_eq!(eu_views.get("home").unwrap().value(), 3);
 //!
 //! // Without TLS material, a node refuses to start.
 //! assert!(NodeBuilder::new(NodeConfig::new(3, "nowhere")).start().is_err());

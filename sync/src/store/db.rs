@@ -54,7 +54,7 @@
 //! let db = StoreDb::open(&path, &me, DbOptions::default()).unwrap();
 //! assert_eq!(db.replica(), replica, "the replica id survives a restart");
 //! let views: Store<String, GCounter> = db.store("views").unwrap();
-//! assert_eq!(views.get(&"home".into()).unwrap().value(), 3);
+//! assert_eq!(views.get("home").unwrap().value(), 3);
 //! // Another node's file, or another type, is refused.
 //! drop(views);
 //! drop(db);

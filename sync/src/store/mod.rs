@@ -87,13 +87,13 @@ pub use storage::{Storage, StoredItem, Undone};
 
 /// What a store key must be: ordered, cloneable, with a canonical encoding
 /// (its postcard bytes).
-pub trait StoreKey: Ord + Clone + core::fmt::Debug + Serialize + DeserializeOwned {}
-impl<T: Ord + Clone + core::fmt::Debug + Serialize + DeserializeOwned> StoreKey for T {}
+pub trait StoreKey: Ord + Clone + Serialize + DeserializeOwned {}
+impl<T: Ord + Clone + Serialize + DeserializeOwned> StoreKey for T {}
 
 /// What a store value must be: a CRDT with a canonical encoding, a minimal
 /// delta and a summary. Every type of `accordant` is one.
-pub trait StoreValue: Lattice + Decompose + Canonical + Summarize + core::fmt::Debug {}
-impl<T: Lattice + Decompose + Canonical + Summarize + core::fmt::Debug> StoreValue for T {}
+pub trait StoreValue: Lattice + Decompose + Canonical + Summarize {}
+impl<T: Lattice + Decompose + Canonical + Summarize> StoreValue for T {}
 
 /// Items decoded per batch when iterating a whole range.
 const BATCH: usize = 1024;
@@ -243,7 +243,28 @@ impl<K: StoreKey, V: StoreValue> Store<K, V> {
 
     /// The value under `key` (`None` if absent, or unreadable: see
     /// [`Store::take_fault`]).
-    pub fn get(&self, key: &K) -> Option<V> {
+    ///
+    /// Like `BTreeMap::get`, it takes any borrowed form of the key
+    /// (`store.get("apple")` on a `Store<String, _>`). Keys are found by
+    /// their postcard encoding, so the borrowed form must serialise exactly
+    /// as the key does, as `str` does for `String`, `[u8]` for `Vec<u8>` and
+    /// `T` for `Box<T>`.
+    ///
+    /// ```
+    /// use accordant::{MvRegister, ReplicaId};
+    /// use accordant_sync::Store;
+    ///
+    /// let mut store: Store<String, MvRegister<u32>> = Store::new();
+    /// store.update("apple".to_string(), |v| v.write(ReplicaId::random(), 3)).unwrap();
+    /// let apple = store.get("apple").unwrap();
+    /// assert_eq!(apple.values().collect::<Vec<_>>(), [&3]);
+    /// assert!(store.get("pear").is_none());
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let kb = key_bytes(key);
         let mut value = None;
         let limits = self.limits;

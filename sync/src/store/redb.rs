@@ -452,8 +452,8 @@ mod tests {
         assert_eq!(s.rollback(), 100);
         assert_eq!(s.root(), committed);
         assert_eq!(s.len(), 100);
-        assert_eq!(s.get(&"k120".into()), None);
-        assert_eq!(s.get(&"k60".into()).map(|c| c.value()), Some(1));
+        assert_eq!(s.get("k120"), None);
+        assert_eq!(s.get("k60").map(|c| c.value()), Some(1));
         // Reopened, the store rebuilds the same tree from the item hashes.
         drop(s);
         let again: Store<String, GCounter> = db.store("c").unwrap();
