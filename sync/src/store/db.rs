@@ -187,7 +187,7 @@ impl Source {
                 let mut builder = Database::builder();
                 builder.set_cache_size(o.cache_bytes);
                 builder
-                    .create_with_backend(SharedBackend(Arc::clone(b)))
+                    .create_with_backend(Backend::shared(b))
                     .map_err(from_redb)
             }
         }
@@ -196,17 +196,17 @@ impl Source {
     /// Opens the database for reading while its disk refuses writes (see
     /// [`super::degraded`]).
     fn open_degraded(&self, o: &DbOptions) -> Result<Database, StorageError> {
-        let raw: Box<dyn redb::StorageBackend> = match self {
+        let raw = match self {
             Source::File(p) => {
                 let f = std::fs::OpenOptions::new().read(true).open(p)?;
-                Box::new(redb::backends::FileBackend::new(f).map_err(from_redb)?)
+                Backend::owned(redb::backends::FileBackend::new(f).map_err(from_redb)?)
             }
-            Source::Backend(b) => Box::new(SharedBackend(Arc::clone(b))),
+            Source::Backend(b) => Backend::shared(b),
         };
         let mut builder = Database::builder();
         builder.set_cache_size(o.cache_bytes);
         builder
-            .create_with_backend(CopyOnWrite::new(BoxedBackend(raw))?)
+            .create_with_backend(CopyOnWrite::new(raw)?)
             .map_err(from_redb)
     }
 }
@@ -595,63 +595,58 @@ impl StoreDb {
     }
 }
 
-/// A backend shared between the successive openings of one database.
+/// A backend as redb takes it: shared between the successive openings of
+/// one database (closing an opening leaves it open), or owned by a single
+/// opening (closed with it).
 #[derive(Debug)]
-struct SharedBackend(Arc<dyn redb::StorageBackend>);
+struct Backend {
+    inner: Arc<dyn redb::StorageBackend>,
+    owned: bool,
+}
 
-/// A boxed backend, as a backend.
-#[derive(Debug)]
-struct BoxedBackend(Box<dyn redb::StorageBackend>);
-
-impl redb::StorageBackend for BoxedBackend {
-    fn len(&self) -> Result<u64, std::io::Error> {
-        self.0.len()
+impl Backend {
+    fn shared(b: &Arc<dyn redb::StorageBackend>) -> Self {
+        Backend {
+            inner: Arc::clone(b),
+            owned: false,
+        }
     }
 
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.0.read(offset, out)
-    }
-
-    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.0.set_len(len)
-    }
-
-    fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.0.sync_data()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.0.write(offset, data)
-    }
-
-    fn close(&self) -> Result<(), std::io::Error> {
-        self.0.close()
+    fn owned(b: impl redb::StorageBackend + 'static) -> Self {
+        Backend {
+            inner: Arc::new(b),
+            owned: true,
+        }
     }
 }
 
-impl redb::StorageBackend for SharedBackend {
+impl redb::StorageBackend for Backend {
     fn len(&self) -> Result<u64, std::io::Error> {
-        self.0.len()
+        self.inner.len()
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.0.read(offset, out)
+        self.inner.read(offset, out)
     }
 
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.0.set_len(len)
+        self.inner.set_len(len)
     }
 
     fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.0.sync_data()
+        self.inner.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.0.write(offset, data)
+        self.inner.write(offset, data)
     }
 
     fn close(&self) -> Result<(), std::io::Error> {
-        Ok(())
+        if self.owned {
+            self.inner.close()
+        } else {
+            Ok(())
+        }
     }
 }
 
