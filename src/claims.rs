@@ -25,9 +25,10 @@
 //! Claims are read through the types' public API only: the causal types
 //! through their context (every dot of a causal state is in its context,
 //! which decoding checks), counters through their per-replica counts.
-//! An [`LwwRegister`] claims nothing: its hybrid-logical-clock stamp is
-//! bounded by the clock's maximum offset
-//! ([`LwwRegister::merge_remote`]), not by a count.
+//! An [`LwwRegister`] claims the physical time of its hybrid-logical-clock
+//! stamp ([`ClaimKind::Stamp`]): not a count, but a receiver bounds it by
+//! its own clock plus a maximum offset, as [`LwwRegister::merge_remote`]
+//! does, because a stamp from the far future would beat every later write.
 //!
 //! ```
 //! use accordant::{Claim, ClaimKind, Claims, GCounter, ReplicaId};
@@ -71,13 +72,19 @@ pub enum ClaimKind {
     /// [`CausalCounter`]'s or a [`ShoppingCart`] line's): no sequence, but
     /// bounded, since sums of them must stay in range.
     Magnitude,
+    /// The physical time, in milliseconds since the Unix epoch, of a
+    /// last-writer-wins stamp the replica wrote (an [`LwwRegister`]'s
+    /// [`Hlc`](crate::Hlc)): no sequence, but bounded by the receiver's own
+    /// clock, since a stamp from the far future would win every later
+    /// write for as long as it lies ahead.
+    Stamp,
 }
 
 impl ClaimKind {
     /// Whether only the claim's replica can raise it: a receiver that is
     /// that replica knows the true value (what it issued itself).
     pub fn is_sequence(self) -> bool {
-        !matches!(self, ClaimKind::Magnitude)
+        !matches!(self, ClaimKind::Magnitude | ClaimKind::Stamp)
     }
 }
 
@@ -309,8 +316,18 @@ where
 }
 
 /// A last-writer-wins register claims no count (see the [module docs](self)).
-impl<V> Claims for LwwRegister<V> {
-    fn for_each_claim(&self, _f: &mut dyn FnMut(Claim)) {}
+/// A register: the physical time of its stamp, claimed for the replica
+/// that wrote it.
+impl<V: Clone + Ord> Claims for LwwRegister<V> {
+    fn for_each_claim(&self, f: &mut dyn FnMut(Claim)) {
+        if let Some((stamp, replica)) = self.stamp() {
+            f(Claim {
+                kind: ClaimKind::Stamp,
+                replica,
+                value: stamp.physical_ms(),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +405,17 @@ mod tests {
             }]
         );
         assert!(all(&LwwRegister::<u8>::new()).is_empty());
+        let mut lww = LwwRegister::new();
+        let _ = lww.write_at(crate::Hlc::new(1_700_000_000_123, 4), r(6), 9u8);
+        assert_eq!(
+            all(&lww),
+            [Claim {
+                kind: ClaimKind::Stamp,
+                replica: r(6),
+                value: 1_700_000_000_123
+            }]
+        );
+        assert!(!ClaimKind::Stamp.is_sequence());
     }
 
     #[test]

@@ -14,11 +14,19 @@
 //!    its local value holds the truth: a larger claim is forged, and
 //!    joining it would make the receiver reuse dots or lose its next
 //!    increments.
-//! 2. **Ceiling.** No claim above [`Admission::ceiling`] (2^48 by default,
+//! 2. **Ceiling.** No count above [`Admission::ceiling`] (2^48 by default,
 //!    about 2.8 × 10^14 writes or units of one replica on one key). A
 //!    claim near `u64::MAX` would make the next write on that key fail with
 //!    an overflow (or "dot counter exhausted") on every replica it
 //!    reaches: a permanent, cluster-wide denial of writes.
+//!
+//! 3. **Clock.** No last-writer-wins stamp more than
+//!    [`Admission::max_ahead_ms`] (one minute by default) ahead of this
+//!    replica's wall clock. A register stamped in the future beats every
+//!    write made before that time, on every replica it reaches, and nothing
+//!    can undo it: one node with a clock set a year ahead would freeze its
+//!    keys for a year. The bound is the one an [`accordant::HlcClock`]
+//!    applies to remote stamps.
 //!
 //! A refused value is a typed [`Refusal`], carried as
 //! [`SyncError::Refused`](crate::error::SyncError::Refused): the whole message it came in is dropped,
@@ -34,8 +42,8 @@
 //! node gives its sessions the node's [`Admission`].
 //!
 //! What admission does not catch: a member that forges *other* members'
-//! writes below the ceiling (see SECURITY.md), and last-writer-wins stamps
-//! (bounded by the clock's maximum offset instead).
+//! writes below the ceiling, or stamps within the clock bound
+//! (see SECURITY.md).
 //!
 //! ```
 //! use accordant::{GCounter, ReplicaId};
@@ -71,7 +79,7 @@
 use core::fmt;
 use std::sync::Arc;
 
-use accordant::{ClaimKind, Claims, ReplicaId};
+use accordant::{ClaimKind, Claims, Clock, ReplicaId, SystemClock};
 use thiserror::Error;
 
 use crate::store::{Store, StoreKey, StoreValue};
@@ -90,6 +98,19 @@ pub enum Refusal {
         claimed: u64,
         /// What this replica issued on that key.
         issued: u64,
+    },
+    /// A last-writer-wins stamp lies further ahead of this replica's clock
+    /// than [`Admission::max_ahead_ms`] allows.
+    #[error("a stamp of replica {replica} at {stamp_ms} ms is {ahead_ms} ms ahead of this replica's clock (at most {max_ahead_ms} allowed)")]
+    StampAhead {
+        /// The replica the stamp is claimed for.
+        replica: ReplicaId,
+        /// The stamp's physical time, in ms since the Unix epoch.
+        stamp_ms: u64,
+        /// How far ahead of the local clock it was.
+        ahead_ms: u64,
+        /// [`Admission::max_ahead_ms`].
+        max_ahead_ms: u64,
     },
     /// The value claims a number above the ceiling.
     #[error("claims {claimed} {kind} of replica {replica}, above the ceiling {ceiling}")]
@@ -123,12 +144,14 @@ impl fmt::Display for KindName {
             ClaimKind::Decrements => "decrements",
             ClaimKind::Transfers => "rights transferred",
             ClaimKind::Magnitude => "units in one dot",
+            ClaimKind::Stamp => "stamp milliseconds",
             _ => "claims",
         })
     }
 }
 
-/// The admission policy of a replica: its own id and the ceiling. See the
+/// The admission policy of a replica: its own id, the ceiling and the
+/// bound on stamps. See the
 /// [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -138,18 +161,28 @@ pub struct Admission {
     pub own: Option<ReplicaId>,
     /// The largest number any claim may carry.
     pub ceiling: u64,
+    /// How far ahead of the local wall clock a last-writer-wins stamp may
+    /// be, in milliseconds (`None`: unbounded).
+    pub max_ahead_ms: Option<u64>,
 }
 
 impl Admission {
     /// The default ceiling: 2^48.
     pub const DEFAULT_CEILING: u64 = 1 << 48;
 
+    /// The default bound on how far a stamp may lie ahead: one minute,
+    /// well above the offsets of NTP-synchronised clocks (milliseconds) and
+    /// far below the damage a stamp from the future does (it wins every
+    /// write on its key until the clocks catch up with it).
+    pub const DEFAULT_MAX_AHEAD_MS: u64 = 60_000;
+
     /// The policy of a replica writing under `own`, with the default
-    /// ceiling.
+    /// ceiling and bound on stamps.
     pub fn new(own: Option<ReplicaId>) -> Self {
         Admission {
             own,
             ceiling: Self::DEFAULT_CEILING,
+            max_ahead_ms: Some(Self::DEFAULT_MAX_AHEAD_MS),
         }
     }
 
@@ -159,15 +192,47 @@ impl Admission {
         self
     }
 
+    /// Returns this policy with the bound on stamps replaced (`None`:
+    /// stamps are not checked against the clock).
+    pub fn with_max_ahead_ms(mut self, max_ahead_ms: Option<u64>) -> Self {
+        self.max_ahead_ms = max_ahead_ms;
+        self
+    }
+
     /// Checks `value`, received for `key`, against what this replica holds
-    /// there (`current`; `None` for a key it never saw).
+    /// there (`current`; `None` for a key it never saw), with stamps
+    /// compared to the system clock.
     pub fn admit_value<V: Claims>(&self, current: Option<&V>, value: &V) -> Result<(), Refusal> {
+        self.admit_value_at(current, value, &SystemClock)
+    }
+
+    /// [`admit_value`](Self::admit_value) with stamps compared to `clock`.
+    pub fn admit_value_at<V: Claims>(
+        &self,
+        current: Option<&V>,
+        value: &V,
+        clock: &dyn Clock,
+    ) -> Result<(), Refusal> {
         let mut refusal = None;
+        let mut now_ms = None;
         value.for_each_claim(&mut |c| {
             if refusal.is_some() {
                 return;
             }
-            if c.value > self.ceiling {
+            if c.kind == ClaimKind::Stamp {
+                if let Some(max_ahead_ms) = self.max_ahead_ms {
+                    let now = *now_ms.get_or_insert_with(|| clock.now_ms());
+                    let ahead_ms = c.value.saturating_sub(now);
+                    if ahead_ms > max_ahead_ms {
+                        refusal = Some(Refusal::StampAhead {
+                            replica: c.replica,
+                            stamp_ms: c.value,
+                            ahead_ms,
+                            max_ahead_ms,
+                        });
+                    }
+                }
+            } else if c.value > self.ceiling {
                 refusal = Some(Refusal::AboveCeiling {
                     kind: KindName(c.kind),
                     replica: c.replica,
@@ -242,6 +307,43 @@ mod tests {
 
     fn r(n: u128) -> ReplicaId {
         ReplicaId::from_u128(n)
+    }
+
+    #[test]
+    fn stamps_from_the_future_are_refused_and_the_bound_is_configurable() {
+        use accordant::{Hlc, LwwRegister, ManualClock};
+        let clock = ManualClock::new(1_700_000_000_000);
+        let adm = Admission::new(Some(r(1)));
+        let at = |ms: u64| {
+            let mut v = LwwRegister::new();
+            let _ = v.write_at(Hlc::new(ms, 0), r(2), 5u8);
+            v
+        };
+        // Past, present and just within the minute: admitted.
+        for ms in [1, 1_700_000_000_000, 1_700_000_060_000] {
+            assert_eq!(adm.admit_value_at(None, &at(ms), &clock), Ok(()), "{ms}");
+        }
+        // One millisecond beyond the bound, and a year ahead: refused.
+        assert_eq!(
+            adm.admit_value_at(None, &at(1_700_000_060_001), &clock),
+            Err(Refusal::StampAhead {
+                replica: r(2),
+                stamp_ms: 1_700_000_060_001,
+                ahead_ms: 60_001,
+                max_ahead_ms: 60_000
+            })
+        );
+        let year = at(1_700_000_000_000 + 365 * 86_400_000);
+        assert!(matches!(
+            adm.admit_value_at(None, &year, &clock),
+            Err(Refusal::StampAhead { .. })
+        ));
+        // Without the bound, only the ceiling applies to other claims.
+        let open = adm.with_max_ahead_ms(None);
+        assert_eq!(open.admit_value_at(None, &year, &clock), Ok(()));
+        // The clock moves on: the same stamp becomes admissible.
+        clock.set(1_700_000_000_000 + 365 * 86_400_000);
+        assert_eq!(adm.admit_value_at(None, &year, &clock), Ok(()));
     }
 
     #[test]

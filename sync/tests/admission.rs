@@ -72,6 +72,59 @@ fn naive_push_refuses_forgeries_and_admits_echoes() {
 }
 
 #[test]
+fn a_register_stamped_in_the_future_is_refused_on_the_delta_path() {
+    use accordant::{Hlc, LwwRegister, SystemClock};
+    let now = accordant::Clock::now_ms(&SystemClock);
+    let admission = Admission::new(Some(r(1)));
+    let mut mine: Store<String, LwwRegister<String>> = Store::new();
+    let _ = mine
+        .update("addr".into(), |v| {
+            Ok::<_, ()>(v.write_at(Hlc::new(now, 0), r(1), "Berlin".into()))
+        })
+        .unwrap();
+    let before = mine.root_digest();
+    let mut push = NaivePush::default();
+    let mut wire = Wire::default();
+    let stamped = |ms: u64, v: &str| {
+        let mut reg = LwwRegister::new();
+        let _ = reg.write_at(Hlc::new(ms, 0), r(2), v.to_string());
+        NaivePush::encode(&"addr".to_string(), &reg)
+    };
+
+    // A year ahead: it would beat every write on "addr" for a year.
+    let year = stamped(now + 365 * 86_400_000, "frozen");
+    let err = push
+        .on_receive(PeerId(2), &year, &mut mine, &admission, &mut wire)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::Refused(Refusal::StampAhead {
+                max_ahead_ms: 60_000,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_peer_fault());
+    assert_eq!(mine.root_digest(), before, "nothing joined");
+
+    // A later write within the bound is an ordinary, winning write.
+    push.on_receive(
+        PeerId(2),
+        &stamped(now + 1_000, "Paris"),
+        &mut mine,
+        &admission,
+        &mut wire,
+    )
+    .unwrap();
+    assert_eq!(
+        mine.get("addr").unwrap().get().map(String::as_str),
+        Some("Paris")
+    );
+}
+
+#[test]
 fn acked_deltas_refuse_a_whole_group_for_one_bad_value() {
     let (a_id, b_id) = (r(1), r(2));
     let mut a: Store<String, OrSet<String>> = Store::new();

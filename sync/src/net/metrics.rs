@@ -353,6 +353,7 @@ pub(crate) fn refusal_reason(r: &crate::admission::Refusal) -> &'static str {
     match r {
         crate::admission::Refusal::OwnReplica { .. } => "admission_own_replica",
         crate::admission::Refusal::AboveCeiling { .. } => "admission_above_ceiling",
+        crate::admission::Refusal::StampAhead { .. } => "admission_stamp_ahead",
         #[allow(unreachable_patterns)]
         _ => "admission_other",
     }
