@@ -40,6 +40,11 @@ impl Bytes {
         &self.0
     }
 
+    /// Appends `more`.
+    pub fn extend_from_slice(&mut self, more: &[u8]) {
+        self.0.extend_from_slice(more);
+    }
+
     /// The bytes, as the vector they live in.
     pub fn into_vec(self) -> Vec<u8> {
         self.0

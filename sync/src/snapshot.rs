@@ -279,7 +279,7 @@ impl SnapshotWriter {
             .map(|h| {
                 (
                     BACKUP_SECTION.to_string(),
-                    Bytes(postcard::to_allocvec(h).unwrap_or_default()),
+                    Bytes::from(postcard::to_allocvec(h).unwrap_or_default()),
                 )
             });
         let payload = SeqVec(
@@ -288,7 +288,7 @@ impl SnapshotWriter {
                 .chain(
                     self.sections
                         .iter()
-                        .map(|(n, b)| (n.clone(), Bytes(b.clone()))),
+                        .map(|(n, b)| (n.clone(), Bytes::from(b.clone()))),
                 )
                 .collect(),
         );
@@ -397,7 +397,7 @@ impl Snapshot {
             if out.iter().any(|(n, _)| *n == name) {
                 return Err(SnapshotError::Malformed("duplicate section name"));
             }
-            out.push((name, body.0));
+            out.push((name, body.into_vec()));
         }
         Ok(Snapshot {
             sections: out,
@@ -450,7 +450,7 @@ pub fn encode_store<K: StoreKey, V: StoreValue>(store: &Store<K, V>) -> Vec<u8> 
     let items = SeqVec(
         store
             .iter()
-            .map(|(k, v)| (Bytes(key_bytes(&k)), Bytes(codec::encode(&v))))
+            .map(|(k, v)| (Bytes::from(key_bytes(&k)), Bytes::from(codec::encode(&v))))
             .collect(),
     );
     postcard::to_allocvec(&items).unwrap_or_default()
@@ -476,8 +476,8 @@ pub fn decode_store<K: StoreKey, V: StoreValue>(
     }
     let mut store = Store::new();
     for (k, v) in items.0 {
-        let key: K = decode_key(&k.0, limits).map_err(|e| invalid("key", e))?;
-        let value: V = codec::decode(&v.0, limits).map_err(|e| invalid("value", e))?;
+        let key: K = decode_key(&k[..], limits).map_err(|e| invalid("key", e))?;
+        let value: V = codec::decode(&v[..], limits).map_err(|e| invalid("value", e))?;
         if store.get(&key).is_some() {
             return Err(SnapshotError::Malformed("duplicate key in a store section"));
         }
@@ -680,8 +680,8 @@ mod tests {
     fn a_valid_checksum_over_an_invalid_state_is_still_refused() {
         // A writer that checksums garbage: a value that is not a GCounter.
         let body = postcard::to_allocvec(&SeqVec(vec![(
-            Bytes(key_bytes(&1u32)),
-            Bytes(vec![0xff; 5]),
+            Bytes::from(key_bytes(&1u32)),
+            Bytes::from(vec![0xff; 5]),
         )]))
         .unwrap();
         let bytes = SnapshotWriter::new().raw("counters", body).encode();

@@ -257,15 +257,15 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
     let (offer_at, _) = t.find(Side::Responder, "Offer");
     let (answer_at, _) = t.find(Side::Initiator, "Answer");
     let (close_at, _) = t.find(Side::Responder, "Close");
-    let bad = Bytes(dot_outside_context());
+    let bad = Bytes::from(dot_outside_context());
     let mut good_value = V::new();
     let _ = good_value.add(r(5), 77);
     let good = KeyValue {
-        key: Bytes(key_bytes(&9999u32)),
-        value: Bytes(codec::encode(&good_value)),
+        key: Bytes::from(key_bytes(&9999u32)),
+        value: Bytes::from(codec::encode(&good_value)),
     };
     let bad_kv = KeyValue {
-        key: Bytes(key_bytes(&7u32)),
+        key: Bytes::from(key_bytes(&7u32)),
         value: bad.clone(),
     };
     let cases: Vec<(&str, usize, Side, Message)> = vec![
@@ -295,8 +295,8 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
             Message::Offer(Offer {
                 joins: SeqVec(vec![good.clone()]),
                 summaries: SeqVec(vec![KeySummary {
-                    key: Bytes(key_bytes(&7u32)),
-                    summary: Bytes(vec![0xff]),
+                    key: Bytes::from(key_bytes(&7u32)),
+                    summary: Bytes::from(vec![0xff]),
                 }]),
                 ..Offer::default()
             }),
@@ -352,8 +352,8 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
             joins: SeqVec(vec![
                 good.clone(),
                 KeyValue {
-                    key: Bytes(bad_key),
-                    value: Bytes(codec::encode(&good_value)),
+                    key: Bytes::from(bad_key),
+                    value: Bytes::from(codec::encode(&good_value)),
                 },
             ]),
             ..Offer::default()
@@ -371,8 +371,8 @@ fn values_that_decode_but_are_invalid_fail_with_a_typed_error_and_change_nothing
     let finishing = Message::Offer(Offer {
         joins: SeqVec(vec![good.clone()]),
         fulls: SeqVec(vec![KeyValue {
-            key: Bytes(key_bytes(&7u32)),
-            value: Bytes(codec::encode(&good_value)),
+            key: Bytes::from(key_bytes(&7u32)),
+            value: Bytes::from(codec::encode(&good_value)),
         }]),
         finish: Some(message::Finish {
             root: Root([0; 32]),
@@ -428,15 +428,18 @@ fn malformed_or_garbage_symbols_fail_cleanly_or_fall_back() {
         ("not from 0", with(&|s| s.first = 3)),
         ("no reserve", with(&|s| s.reserve = 0)),
         ("a reserve over the limit", with(&|s| s.reserve = max + 1)),
-        ("a partial symbol", with(&|s| s.symbols.0.push(0))),
+        (
+            "a partial symbol",
+            with(&|s| s.symbols.extend_from_slice(&[0])),
+        ),
         (
             "more symbols than the reserve",
             with(&|s| {
                 s.reserve = 2;
-                s.symbols = Bytes(vec![0; 3 * SYMBOL_BYTES]);
+                s.symbols = Bytes::from(vec![0; 3 * SYMBOL_BYTES]);
             }),
         ),
-        ("an empty batch", with(&|s| s.symbols = Bytes(Vec::new()))),
+        ("an empty batch", with(&|s| s.symbols = Bytes::new())),
     ];
     for (what, bytes) in malformed {
         let mut at = t.at(k);
@@ -462,7 +465,7 @@ fn malformed_or_garbage_symbols_fail_cleanly_or_fall_back() {
             }
         }
         let m = with(&|s| {
-            s.symbols = Bytes(bytes.clone());
+            s.symbols = Bytes::from(bytes.clone());
             s.reserve = 3 * n as u64;
         });
         let mut at = t.at(k);
@@ -484,7 +487,7 @@ fn malformed_or_garbage_symbols_fail_cleanly_or_fall_back() {
 fn a_peer_that_never_stops_sending_symbols_is_cut_off() {
     let t = two_sided_t();
     let (k, honest) = first_symbols(&t);
-    let n = (honest.symbols.0.len() / SYMBOL_BYTES) as u64;
+    let n = (honest.symbols.len() / SYMBOL_BYTES) as u64;
     // An endless batch: chunks that always say more, past the reserve.
     let mut at = t.at(k);
     let mut first = 0;
@@ -533,10 +536,10 @@ fn a_peer_that_never_stops_sending_symbols_is_cut_off() {
         panic!("a request for symbols")
     };
     let (_, first_batch) = first_symbols(&ext);
-    let got = (first_batch.symbols.0.len() / SYMBOL_BYTES) as u64;
+    let got = (first_batch.symbols.len() / SYMBOL_BYTES) as u64;
     let over = Symbols {
         first: got,
-        symbols: Bytes(vec![0; (end - got + 1) as usize * SYMBOL_BYTES]),
+        symbols: Bytes::from(vec![0; (end - got + 1) as usize * SYMBOL_BYTES]),
         more: false,
         ..first_batch.clone()
     };
@@ -581,7 +584,7 @@ fn a_truncated_stream_cannot_be_mixed_with_another_turn() {
     // A list that claims a state it does not hold.
     let list = message::encode(&Message::Items(message::Items {
         coded: Coded { count: 3, sum: 0 },
-        ids: Bytes(vec![0; 8]),
+        ids: Bytes::from(vec![0; 8]),
         more: false,
     }));
     let listed = Transcript::record("new responder", (two_sided().0, S::new()), None);
@@ -596,7 +599,7 @@ fn a_truncated_stream_cannot_be_mixed_with_another_turn() {
     // Ids out of order.
     let list = message::encode(&Message::Items(message::Items {
         coded: Coded { count: 2, sum: 3 },
-        ids: Bytes([2u64.to_be_bytes(), 1u64.to_be_bytes()].concat()),
+        ids: Bytes::from([2u64.to_be_bytes(), 1u64.to_be_bytes()].concat()),
         more: false,
     }));
     let mut at = listed.at(i);

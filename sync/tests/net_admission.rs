@@ -136,7 +136,7 @@ async fn a_forged_value_in_a_session_is_refused() {
         while let Some(t) = host.poll_transmit() {
             let f = Frame::Session {
                 channel: t.to,
-                envelope: Bytes(t.bytes),
+                envelope: Bytes::from(t.bytes),
             };
             if s.write_all(&f.to_wire()).await.is_err() {
                 break 'run;
@@ -154,7 +154,7 @@ async fn a_forged_value_in_a_session_is_refused() {
                 envelope,
             } = f
             {
-                let _ = host.handle(epoch.elapsed(), 0, &envelope.0, &mut evil, || {
+                let _ = host.handle(epoch.elapsed(), 0, &envelope[..], &mut evil, || {
                     Some(Session::respond(SessionConfig::default()))
                 });
             }

@@ -286,7 +286,7 @@ async fn a_hostile_delta_closes_the_connection_and_changes_nothing() {
     s.write_all(&hello.to_wire()).await.unwrap();
     let garbage = Frame::Delta {
         channel: 0,
-        payload: Bytes(vec![0xff; 40]),
+        payload: Bytes::from(vec![0xff; 40]),
     };
     s.write_all(&garbage.to_wire()).await.unwrap();
     // The node answers with its handshake, then closes.

@@ -198,11 +198,11 @@ fn main() {
         for f in [
             Frame::Session {
                 channel: 0,
-                envelope: Bytes(vec![1, 2, 3, 4]),
+                envelope: Bytes::from(vec![1, 2, 3, 4]),
             },
             Frame::Delta {
                 channel: 1,
-                payload: Bytes(vec![7; 40]),
+                payload: Bytes::from(vec![7; 40]),
             },
             Frame::Ping,
             Frame::Bye,

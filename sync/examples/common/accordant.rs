@@ -57,35 +57,35 @@ impl Breakdown {
         let finish = |f: &Option<message::Finish>| if f.is_some() { 33 } else { 0 };
         match &msg {
             Message::Hello(_) | Message::InSync(_) | Message::More(_) => control = total,
-            Message::Symbols(s) => symbols = s.symbols.0.len() as u64,
-            Message::Items(i) => lists = i.ids.0.len() as u64,
+            Message::Symbols(s) => symbols = s.symbols.len() as u64,
+            Message::Items(i) => lists = i.ids.len() as u64,
             Message::Offer(o) => {
                 for e in o.joins.0.iter().chain(&o.fulls.0) {
-                    kv(&e.key.0, &e.value.0, &mut keys, &mut values);
+                    kv(&e.key[..], &e.value[..], &mut keys, &mut values);
                 }
                 for e in &o.summaries.0 {
-                    kv(&e.key.0, &[], &mut keys, &mut values);
-                    sums += e.summary.0.len() as u64;
+                    kv(&e.key[..], &[], &mut keys, &mut values);
+                    sums += e.summary.len() as u64;
                 }
-                want = o.wants.0.len() as u64;
+                want = o.wants.len() as u64;
                 control = finish(&o.finish);
             }
             Message::Answer(a) => {
                 for e in &a.joins.0 {
-                    kv(&e.key.0, &e.value.0, &mut keys, &mut values);
+                    kv(&e.key[..], &e.value[..], &mut keys, &mut values);
                 }
                 for d in &a.deltas.0 {
-                    values += d.0.len() as u64;
+                    values += d.len() as u64;
                 }
                 for r in &a.replies.0 {
-                    values += r.delta.0.len() as u64;
-                    sums += r.summary.as_ref().map_or(0, |s| s.0.len() as u64);
+                    values += r.delta.len() as u64;
+                    sums += r.summary.as_ref().map_or(0, |s| s.len() as u64);
                 }
                 control = finish(&a.finish);
             }
             Message::Close(c) => {
                 for d in &c.deltas.0 {
-                    values += d.0.len() as u64;
+                    values += d.len() as u64;
                 }
                 control = finish(&c.finish);
             }

@@ -471,7 +471,7 @@ impl<'a> PeerOutbox<'a> {
     fn frame(&self, payload: &[u8]) -> Arc<[u8]> {
         Frame::Delta {
             channel: self.channel,
-            payload: Bytes(payload.to_vec()),
+            payload: Bytes::from(payload.to_vec()),
         }
         .to_wire()
         .into()

@@ -523,7 +523,7 @@ impl Conn {
                 frames.push(
                     Frame::Session {
                         channel: t.to,
-                        envelope: Bytes(t.bytes),
+                        envelope: Bytes::from(t.bytes),
                     }
                     .to_wire(),
                 );
@@ -653,18 +653,18 @@ impl Conn {
                 self.shared()
                     .counters
                     .session_bytes_received
-                    .add(envelope.0.len() as u64);
+                    .add(envelope.len() as u64);
                 let now = self.now();
                 let ch = Arc::clone(&self.env.channels[c]);
                 self.host
-                    .handle(now, channel, &envelope.0, &mut (), || Some(ch.respond()))?;
+                    .handle(now, channel, &envelope[..], &mut (), || Some(ch.respond()))?;
                 self.pump().await?;
             }
             Frame::Delta { channel, payload } => {
                 let c = channel_ok(channel)?;
                 self.shared().counters.deltas_received.add(1);
                 self.deltas_read += 1;
-                if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload.0) {
+                if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload[..]) {
                     self.shared().counters.peer_faults.add(1);
                     self.refused_data(channel, &e);
                     warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a delta");
@@ -673,9 +673,9 @@ impl Conn {
             }
             Frame::Pull { channel, payload } => {
                 let c = channel_ok(channel)?;
-                match self.env.channels[c].answer_pull(&payload.0) {
+                match self.env.channels[c].answer_pull(&payload[..]) {
                     Ok(Some(payload)) => {
-                        let payload = crate::message::Bytes(payload);
+                        let payload = crate::message::Bytes::from(payload);
                         self.send(Frame::Value { channel, payload }.to_wire())
                             .await?;
                     }
@@ -689,7 +689,7 @@ impl Conn {
             }
             Frame::Value { channel, payload } => {
                 let c = channel_ok(channel)?;
-                if let Err(e) = self.env.channels[c].receive_value(self.peer, &payload.0) {
+                if let Err(e) = self.env.channels[c].receive_value(self.peer, &payload[..]) {
                     self.shared().counters.peer_faults.add(1);
                     self.refused_data(channel, &e);
                     warn!(peer = %self.peer, channel = %self.channel_name(channel), error = %e, "refused a pulled value");

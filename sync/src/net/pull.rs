@@ -236,7 +236,7 @@ where
         payload.extend_from_slice(&codec::encode(summary));
         let frame: Arc<[u8]> = Frame::Pull {
             channel: self.inner.index,
-            payload: Bytes(payload),
+            payload: Bytes::from(payload),
         }
         .to_wire()
         .into();

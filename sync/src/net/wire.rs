@@ -163,11 +163,11 @@ mod tests {
             }),
             Frame::Session {
                 channel: 1,
-                envelope: Bytes(vec![1, 2, 3]),
+                envelope: Bytes::from(vec![1, 2, 3]),
             },
             Frame::Delta {
                 channel: 0,
-                payload: Bytes(vec![9; 300]),
+                payload: Bytes::from(vec![9; 300]),
             },
             Frame::Ping,
             Frame::Bye,

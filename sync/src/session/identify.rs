@@ -207,7 +207,7 @@ impl Coder {
                 first: at,
                 reserve: self.reserve,
                 coded: self.coded,
-                symbols: super::message::Bytes(bytes),
+                symbols: super::message::Bytes::from(bytes),
                 more: true,
             });
             at += part.len() as u64;
@@ -232,7 +232,7 @@ pub(super) fn item_list<K: StoreKey, V: StoreValue>(
         .chunks(per_chunk)
         .map(|c| Items {
             coded,
-            ids: super::message::Bytes(c.iter().flat_map(|id| id.0.to_be_bytes()).collect()),
+            ids: c.iter().flat_map(|id| id.0.to_be_bytes()).collect(),
             more: true,
         })
         .collect();
@@ -240,7 +240,7 @@ pub(super) fn item_list<K: StoreKey, V: StoreValue>(
         Some(last) => last.more = false,
         None => out.push(Items {
             coded,
-            ids: super::message::Bytes(Vec::new()),
+            ids: super::message::Bytes::from(Vec::new()),
             more: false,
         }),
     }
@@ -329,7 +329,7 @@ impl Decoder {
         let limit = self.asked.unwrap_or(self.reserve);
         let room = usize::try_from(limit - at).unwrap_or(usize::MAX);
         self.batch
-            .extend(sketch::read_symbols(&chunk.symbols.0, room)?);
+            .extend(sketch::read_symbols(&chunk.symbols[..], room)?);
         if chunk.more {
             return Ok(Outcome::Partial);
         }
@@ -407,14 +407,14 @@ impl ListDecoder {
         if *self.coded.get_or_insert(chunk.coded) != chunk.coded {
             return Err(SyncError::Malformed("items: the list changed its state"));
         }
-        if !chunk.ids.0.len().is_multiple_of(ID_BYTES) {
+        if !chunk.ids.len().is_multiple_of(ID_BYTES) {
             return Err(SyncError::Malformed("items: a partial id"));
         }
-        let n = (chunk.ids.0.len() / ID_BYTES) as u64;
+        let n = (chunk.ids.len() / ID_BYTES) as u64;
         if self.ids.len() as u64 + n > config.limits.max_list_items {
             return Err(SyncError::Malformed("items: more than allowed"));
         }
-        let mut r = Reader::new(&chunk.ids.0);
+        let mut r = Reader::new(&chunk.ids[..]);
         for _ in 0..n {
             let id = ItemId(u64::from_be_bytes(r.array()?));
             if self.ids.last().is_some_and(|last| *last > id) {

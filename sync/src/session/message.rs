@@ -32,11 +32,8 @@
 //! under the message limit; the last message of a session carries a
 //! [`Finish`].
 
-use core::fmt;
-
 use accordant::codec::{Limits, SeqVec};
-use serde::de::{Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
 use crate::sketch::ESTIMATOR_BYTES;
@@ -89,40 +86,10 @@ impl SyncLimits {
     }
 }
 
-/// A byte string that borrows its length from the input before allocating.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Bytes(pub Vec<u8>);
-
-impl fmt::Debug for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bytes({})", self.0.len())
-    }
-}
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-        }
-        d.deserialize_bytes(V)
-    }
-}
+/// A byte string, serialised as one (postcard: its length, then the bytes
+/// in one copy; decoding borrows the length from the input and never
+/// allocates beyond it). The same type as [`accordant::Bytes`].
+pub use accordant::Bytes;
 
 /// A full 32-byte root digest.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -425,8 +392,8 @@ mod tests {
     #[test]
     fn every_turn_round_trips() {
         let kv = KeyValue {
-            key: Bytes(vec![1]),
-            value: Bytes(vec![2, 3]),
+            key: Bytes::from(vec![1]),
+            value: Bytes::from(vec![2, 3]),
         };
         let finish = Some(Finish {
             root: Root([3; 32]),
@@ -437,12 +404,12 @@ mod tests {
                 first: 8,
                 reserve: 64,
                 coded: Coded { count: 5, sum: 77 },
-                symbols: Bytes(vec![0; 22]),
+                symbols: Bytes::from(vec![0; 22]),
                 more: true,
             }),
             Message::Items(Items {
                 coded: Coded::default(),
-                ids: Bytes(vec![1; 16]),
+                ids: Bytes::from(vec![1; 16]),
                 more: false,
             }),
             Message::More(More::Symbols(128)),
@@ -451,25 +418,25 @@ mod tests {
                 joins: SeqVec(vec![kv.clone()]),
                 fulls: SeqVec(vec![kv.clone()]),
                 summaries: SeqVec(vec![KeySummary {
-                    key: Bytes(vec![4]),
-                    summary: Bytes(vec![5]),
+                    key: Bytes::from(vec![4]),
+                    summary: Bytes::from(vec![5]),
                 }]),
-                wants: Bytes(vec![0; 8]),
+                wants: Bytes::from(vec![0; 8]),
                 finish,
                 more: false,
             }),
             Message::Answer(Answer {
                 joins: SeqVec(vec![kv]),
-                deltas: SeqVec(vec![Bytes(vec![]), Bytes(vec![9])]),
+                deltas: SeqVec(vec![Bytes::from(vec![]), Bytes::from(vec![9])]),
                 replies: SeqVec(vec![Reply {
-                    delta: Bytes(vec![1]),
+                    delta: Bytes::from(vec![1]),
                     summary: None,
                 }]),
                 finish: None,
                 more: true,
             }),
             Message::Close(Close {
-                deltas: SeqVec(vec![Bytes(vec![6])]),
+                deltas: SeqVec(vec![Bytes::from(vec![6])]),
                 finish,
                 more: false,
             }),

@@ -503,8 +503,8 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
             let mut chunks = Chunker::<message::Answer>::new(max);
             for (_, k, v, _) in store.items_in(crate::tree::NodeId::ROOT) {
                 let kv = message::KeyValue {
-                    key: message::Bytes(crate::key::key_bytes(&k)),
-                    value: message::Bytes(accordant::codec::encode(&v)),
+                    key: message::Bytes::from(crate::key::key_bytes(&k)),
+                    value: message::Bytes::from(accordant::codec::encode(&v)),
                 };
                 self.stats.keys_sent += 1;
                 chunks.add(message::size_of(&kv), |c| c.joins.0.push(kv));
@@ -645,7 +645,7 @@ impl<K: StoreKey, V: StoreValue> Session<K, V> {
     fn on_items(&mut self, store: &Store<K, V>, i: &message::Items) -> Result<(), SyncError> {
         let config = self.config;
         let list = self.list.get_or_insert_with(ListDecoder::default);
-        self.stats.items_listed += (i.ids.0.len() / identify::ID_BYTES) as u64;
+        self.stats.items_listed += (i.ids.len() / identify::ID_BYTES) as u64;
         if let Some(d) = list.take(store, i, &config)? {
             self.send_offer(store, &d);
         }

@@ -86,7 +86,7 @@ impl<T: Default> Chunker<T> {
 }
 
 fn key<K: StoreKey>(b: &Bytes, config: &SessionConfig) -> Result<K, SyncError> {
-    decode_key(&b.0, &config.limits.value).map_err(|source| SyncError::Value {
+    decode_key(&b[..], &config.limits.value).map_err(|source| SyncError::Value {
         what: "key",
         source,
     })
@@ -97,13 +97,13 @@ fn value<V: StoreValue>(
     config: &SessionConfig,
     what: &'static str,
 ) -> Result<V, SyncError> {
-    codec::decode::<V>(&b.0, &config.limits.value)
+    codec::decode::<V>(&b[..], &config.limits.value)
         .map_err(|source| SyncError::Value { what, source })
 }
 
 /// A delta that may be empty (nothing).
 fn delta<V: StoreValue>(b: &Bytes, config: &SessionConfig) -> Result<Option<V>, SyncError> {
-    if b.0.is_empty() {
+    if b.is_empty() {
         Ok(None)
     } else {
         value(b, config, "delta").map(Some)
@@ -111,7 +111,7 @@ fn delta<V: StoreValue>(b: &Bytes, config: &SessionConfig) -> Result<Option<V>, 
 }
 
 fn summary<V: StoreValue>(b: &Bytes, config: &SessionConfig) -> Result<V::Summary, SyncError> {
-    codec::decode::<V::Summary>(&b.0, &config.limits.value).map_err(|source| SyncError::Value {
+    codec::decode::<V::Summary>(&b[..], &config.limits.value).map_err(|source| SyncError::Value {
         what: "summary",
         source,
     })
@@ -122,7 +122,7 @@ fn delta_bytes<V: StoreValue>(d: &V) -> Bytes {
     if d.is_bottom() {
         Bytes::default()
     } else {
-        Bytes(codec::encode(d))
+        Bytes::from(codec::encode(d))
     }
 }
 
@@ -133,8 +133,8 @@ fn prefix_of<K: StoreKey>(k: &K) -> u64 {
 
 fn key_value<K: StoreKey, V: StoreValue>(k: &K, v: &V) -> KeyValue {
     KeyValue {
-        key: Bytes(key_bytes(k)),
-        value: Bytes(codec::encode(v)),
+        key: Bytes::from(key_bytes(k)),
+        value: Bytes::from(codec::encode(v)),
     }
 }
 
@@ -230,8 +230,8 @@ pub(super) fn offer<K: StoreKey, V: StoreValue>(
                 fulls.push((k.clone(), key_value(k, v)));
             } else {
                 let ks = KeySummary {
-                    key: Bytes(key_bytes(k)),
-                    summary: Bytes(codec::encode(&s)),
+                    key: Bytes::from(key_bytes(k)),
+                    summary: Bytes::from(codec::encode(&s)),
                 };
                 summaries.push((k.clone(), ks));
             }
@@ -254,7 +254,7 @@ pub(super) fn offer<K: StoreKey, V: StoreValue>(
         for id in ids {
             offered.wanted += 1;
             chunks.add(super::identify::ID_BYTES, |c| {
-                c.wants.0.extend_from_slice(&id.0.to_be_bytes());
+                c.wants.extend_from_slice(&id.0.to_be_bytes());
             });
         }
     }
@@ -358,7 +358,7 @@ pub(super) fn close<K>(offered: &mut Offered<K>, config: &SessionConfig) -> (Chu
     let mut chunks = Chunker::<Close>::new(config.limits.max_message_bytes / 2);
     let mut keys = 0;
     for d in core::mem::take(&mut offered.closing) {
-        keys += u64::from(!d.0.is_empty());
+        keys += u64::from(!d.is_empty());
         chunks.add(size_of(&d), |c| c.deltas.0.push(d));
     }
     (chunks, keys)
@@ -446,17 +446,12 @@ impl<K: StoreKey> Answering<K> {
             .iter()
             .map(|e| Ok((key::<K>(&e.key, config)?, summary::<V>(&e.summary, config)?)))
             .collect::<Result<Vec<_>, SyncError>>()?;
-        if !offer
-            .wants
-            .0
-            .len()
-            .is_multiple_of(super::identify::ID_BYTES)
-        {
+        if !offer.wants.len().is_multiple_of(super::identify::ID_BYTES) {
             return Err(SyncError::Malformed("offer: a partial id"));
         }
         let asks = !offer.fulls.0.is_empty()
             || !offer.summaries.0.is_empty()
-            || !offer.wants.0.is_empty()
+            || !offer.wants.is_empty()
             || !self.chunks.is_empty();
         if offer.finish.is_some() && (offer.more || asks) {
             return Err(SyncError::Malformed("offer: finished but asks for answers"));
@@ -485,7 +480,7 @@ impl<K: StoreKey> Answering<K> {
             self.covered.insert(k.clone());
             store.join(k, &v);
             let d = delta_bytes(&lacks);
-            self.keys_sent += u64::from(!d.0.is_empty());
+            self.keys_sent += u64::from(!d.is_empty());
             self.chunks.add(size_of(&d), |c| c.deltas.0.push(d));
         }
         for (k, s) in summaries {
@@ -499,13 +494,13 @@ impl<K: StoreKey> Answering<K> {
                     }
                 }
             };
-            self.keys_sent += u64::from(!reply.delta.0.is_empty());
+            self.keys_sent += u64::from(!reply.delta.is_empty());
             self.covered.insert(k.clone());
             self.replied.push(k);
             self.chunks
                 .add(size_of(&reply), |c| c.replies.0.push(reply));
         }
-        for id in offer.wants.0.chunks_exact(super::identify::ID_BYTES) {
+        for id in offer.wants.chunks_exact(super::identify::ID_BYTES) {
             let mut b = [0u8; 8];
             b.copy_from_slice(id);
             self.wants.push(ItemId(u64::from_be_bytes(b)));
@@ -622,7 +617,7 @@ fn reply<V: StoreValue>(mine: &V, s: &V::Summary) -> Reply {
         let ours = mine.summary();
         let slen = codec::encoded_len(&ours);
         let summary = (slen.saturating_mul(SUMMARY_WORTH) < codec::encoded_len(mine))
-            .then(|| Bytes(codec::encode(&ours)));
+            .then(|| Bytes::from(codec::encode(&ours)));
         return Reply {
             delta: Bytes::default(),
             summary,
@@ -630,9 +625,9 @@ fn reply<V: StoreValue>(mine: &V, s: &V::Summary) -> Reply {
     }
     // Our delta is our whole value: the initiator computes exactly what we
     // lack from it, no summary needed.
-    let summary = (d != *mine).then(|| Bytes(codec::encode(&mine.summary())));
+    let summary = (d != *mine).then(|| Bytes::from(codec::encode(&mine.summary())));
     Reply {
-        delta: Bytes(codec::encode(&d)),
+        delta: Bytes::from(codec::encode(&d)),
         summary,
     }
 }

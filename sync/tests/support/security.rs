@@ -253,7 +253,7 @@ pub(crate) fn delta_frame<V: accordant_sync::store::StoreValue>(
 ) -> Vec<u8> {
     Frame::Delta {
         channel,
-        payload: Bytes(NaivePush::encode(&key.to_string(), value)),
+        payload: Bytes::from(NaivePush::encode(&key.to_string(), value)),
     }
     .to_wire()
 }
