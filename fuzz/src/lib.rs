@@ -567,7 +567,7 @@ pub fn check_message(data: &[u8]) {
         match &m {
             // Symbols from a peer: refused or peeled, never a panic.
             Message::Symbols(s) => {
-                if let Ok(symbols) = read_symbols(&s.symbols.0, 1 << 16) {
+                if let Ok(symbols) = read_symbols(&s.symbols, 1 << 16) {
                     if let Some(d) = peel(&symbols) {
                         assert!(d.len() <= symbols.len(), "no more items than symbols");
                     }
