@@ -289,6 +289,65 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for SeqVec<T> {
     }
 }
 
+/// A value on the wire, written as a byte string when it is a `Vec<u8>`.
+///
+/// serde sees a `Vec<u8>` as a sequence of `u8`s, so postcard writes and
+/// reads it one byte at a time, a call per byte. Registers wrap their value
+/// in `WireValue`: a `Vec<u8>` (told apart by its [`TypeId`](core::any::TypeId),
+/// since stable Rust has no specialisation) goes through serde's `bytes`
+/// instead, which postcard copies in one go, and every other type through
+/// its own `Serialize`. Postcard writes a byte string exactly as a
+/// sequence of `u8`s (the length, then the bytes), so the encoding, and the
+/// version of the codec, are unchanged; a claimed length beyond the input
+/// still fails before anything is allocated. Formats with a distinct byte
+/// string type (CBOR, MessagePack) now write one, and still read the old
+/// sequence of integers.
+///
+/// ```
+/// use accordant::codec::WireValue;
+/// let v = vec![1u8, 2, 3];
+/// let fast = postcard::to_allocvec(&WireValue(v.clone())).unwrap();
+/// assert_eq!(fast, postcard::to_allocvec(&v).unwrap());
+/// let back: WireValue<Vec<u8>> = postcard::from_bytes(&fast).unwrap();
+/// assert_eq!(back.0, v);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireValue<V>(pub V);
+
+/// A borrowed [`WireValue`], to serialise a value in place.
+pub(crate) struct WireValueRef<'a, V>(pub(crate) &'a V);
+
+impl<V: Serialize + 'static> Serialize for WireValueRef<'_, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.0 as &dyn core::any::Any).downcast_ref::<Vec<u8>>() {
+            Some(bytes) => s.serialize_bytes(bytes),
+            None => self.0.serialize(s),
+        }
+    }
+}
+
+impl<V: Serialize + 'static> Serialize for WireValue<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireValueRef(&self.0).serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de> + 'static> Deserialize<'de> for WireValue<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut slot: Option<V> = None;
+        if let Some(bytes) =
+            (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<Vec<u8>>>()
+        {
+            *bytes = Some(crate::Bytes::deserialize(d)?.into_vec());
+        } else {
+            slot = Some(V::deserialize(d)?);
+        }
+        // `slot` was filled on both paths.
+        slot.map(WireValue)
+            .ok_or_else(|| <D::Error as serde::de::Error>::custom("no value"))
+    }
+}
+
 /// Checks that `items` is strictly increasing under `less`.
 pub(crate) fn strictly_sorted<T>(items: &[T], less: impl Fn(&T, &T) -> bool) -> bool {
     items.windows(2).all(|w| less(&w[0], &w[1]))

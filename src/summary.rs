@@ -115,7 +115,7 @@ serde_via_wire!([] LwwStamp);
 
 impl<V> Summarize for LwwRegister<V>
 where
-    V: Clone + Ord + serde::Serialize + serde::de::DeserializeOwned,
+    V: Clone + Ord + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     type Summary = LwwStamp;
 

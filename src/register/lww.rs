@@ -29,7 +29,7 @@
 //! ```
 
 use crate::clock::{Clock, Hlc, HlcClock};
-use crate::codec::{serde_via_wire, Budget, Canonical};
+use crate::codec::{serde_via_wire, Budget, Canonical, WireValue, WireValueRef};
 use crate::error::{ClockError, DecodeError};
 use crate::lattice::{Decompose, Lattice};
 use crate::replica::ReplicaId;
@@ -138,23 +138,28 @@ impl<V: Clone + Ord> Decompose for LwwRegister<V> {
     }
 }
 
+/// The value goes through [`WireValue`]: a `Vec<u8>` is written and read as
+/// a byte string (the same bytes, copied in one go).
 impl<V> Canonical for LwwRegister<V>
 where
-    V: Clone + Ord + serde::Serialize + serde::de::DeserializeOwned,
+    V: Clone + Ord + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    type Wire = Option<(Hlc, ReplicaId, V)>;
+    type Wire = Option<(Hlc, ReplicaId, WireValue<V>)>;
 
     fn to_wire(&self) -> Self::Wire {
-        self.entry.clone()
+        self.entry.clone().map(|(t, r, v)| (t, r, WireValue(v)))
     }
 
     fn serialize_wire<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&self.entry, s)
+        let entry = self.entry.as_ref().map(|(t, r, v)| (t, r, WireValueRef(v)));
+        serde::Serialize::serialize(&entry, s)
     }
 
     fn from_wire(wire: Self::Wire, budget: &mut Budget) -> Result<Self, DecodeError> {
         budget.take(1)?;
-        Ok(LwwRegister { entry: wire })
+        Ok(LwwRegister {
+            entry: wire.map(|(t, r, v)| (t, r, v.0)),
+        })
     }
 }
 
@@ -221,6 +226,51 @@ mod tests {
         let _ = ok.write_at(Hlc::new(1_500, 0), r(9), 9u8);
         mine.merge_remote(&ok, &mut hlc, &wall).unwrap();
         assert_eq!(mine.get(), Some(&9));
+    }
+
+    #[test]
+    fn byte_vectors_encode_as_before_and_decode_back() {
+        use crate::codec::{decode, Limits};
+        for len in [0usize, 1, 127, 128, 300, 20_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut reg = LwwRegister::new();
+            let _ = reg.write_at(Hlc::new(1_700_000_000_000, 3), r(5), bytes.clone());
+            // The bytes of version 2: the value as a sequence of `u8`s.
+            let as_seq = postcard::to_allocvec(&reg.entry).unwrap();
+            let enc = encode(&reg);
+            assert_eq!(enc, as_seq, "len {len}");
+            assert_eq!(crate::codec::encoded_len(&reg), enc.len());
+            let back: LwwRegister<Vec<u8>> = decode(&enc, &Limits::default()).unwrap();
+            assert_eq!(back, reg);
+            // Every strict prefix is refused (a length beyond the input).
+            for cut in [enc.len() - 1, enc.len() / 2, 1] {
+                assert!(decode::<LwwRegister<Vec<u8>>>(&enc[..cut], &Limits::default()).is_err());
+            }
+            // Through serde (the register embedded in a postcard message).
+            let embedded = postcard::to_allocvec(&reg).unwrap();
+            assert_eq!(embedded, enc);
+            assert_eq!(
+                postcard::from_bytes::<LwwRegister<Vec<u8>>>(&embedded).unwrap(),
+                reg
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_vector_with_an_overlong_length_is_not_canonical() {
+        use crate::codec::{decode, Limits};
+        let mut reg = LwwRegister::new();
+        let _ = reg.write_at(Hlc::new(9, 0), r(1), vec![1u8, 2]);
+        let enc = encode(&reg);
+        // The value's length (2) is the byte before the last two.
+        let at = enc.len() - 3;
+        assert_eq!(enc[at], 2);
+        let mut overlong = enc[..at].to_vec();
+        overlong.extend_from_slice(&[0x82, 0x00, 1, 2]);
+        assert_eq!(
+            decode::<LwwRegister<Vec<u8>>>(&overlong, &Limits::default()),
+            Err(DecodeError::NonCanonical("overlong varint"))
+        );
     }
 
     #[test]

@@ -76,6 +76,17 @@ impl Estimator {
         self.apply(id, -1);
     }
 
+    /// Removes `old`, added before, and adds `new`, in one pass: counter
+    /// `j` moves by `2 (bit_j(new) - bit_j(old))`, the sum of the two
+    /// signs.
+    pub fn replace(&mut self, old: ItemId, new: ItemId) {
+        let (o, n) = (old.signs(), new.signs());
+        for (j, c) in self.counters.iter_mut().enumerate() {
+            let d = i32::from((n >> j) & 1) - i32::from((o >> j) & 1);
+            *c = c.wrapping_add(2 * d);
+        }
+    }
+
     /// The wire form: each counter modulo 2^12, two counters in three
     /// bytes.
     #[must_use]

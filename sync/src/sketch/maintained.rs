@@ -75,18 +75,40 @@ impl Maintained {
     /// Adds an item.
     pub fn add(&mut self, id: ItemId) {
         self.estimator.add(id);
-        let n = self.symbols.len() as u64;
-        for i in id.indices().take_while(|&i| i < n) {
-            self.symbols[i as usize].add(id);
-        }
+        self.toggle(id, 1);
     }
 
     /// Removes an item added before.
     pub fn remove(&mut self, id: ItemId) {
         self.estimator.remove(id);
+        self.toggle(id, u8::MAX);
+    }
+
+    /// Replaces `old`, added before, with `new` (a key whose value
+    /// changed): the same symbols and estimator as `remove(old)` then
+    /// `add(new)`, with one pass over the estimator.
+    pub fn replace(&mut self, old: ItemId, new: ItemId) {
+        self.estimator.replace(old, new);
+        self.toggle(old, u8::MAX);
+        self.toggle(new, 1);
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` 255) `id` in every kept symbol
+    /// it belongs to: its check hash drawn once, its indices stepped in
+    /// line and not past the last kept symbol.
+    fn toggle(&mut self, id: ItemId, sign: u8) {
         let n = self.symbols.len() as u64;
-        for i in id.indices().take_while(|&i| i < n) {
-            self.symbols[i as usize].remove(id);
+        if n == 0 {
+            return;
+        }
+        let check = id.check();
+        let mut at = id.indices();
+        while at.next < n {
+            // Below n, the length: in bounds, and it fits a usize.
+            if let Some(s) = self.symbols.get_mut(at.next as usize) {
+                s.toggle(id, check, sign);
+            }
+            at.advance_below(n);
         }
     }
 
@@ -118,8 +140,8 @@ impl Maintained {
 
 #[cfg(test)]
 mod tests {
-    use super::super::code;
     use super::super::tests::ids;
+    use super::super::{code, Symbol};
     use super::*;
 
     #[test]
@@ -139,6 +161,72 @@ mod tests {
         let mut fresh = Estimator::default();
         items[1000..].iter().for_each(|&id| fresh.add(id));
         assert_eq!(m.estimator(), &fresh);
+    }
+
+    /// The straightforward computation: every live item coded afresh.
+    fn fresh(live: &[ItemId], len: usize) -> (Vec<Symbol>, Estimator) {
+        let mut e = Estimator::default();
+        live.iter().for_each(|&id| e.add(id));
+        (code(live.iter().copied(), 0..len as u64), e)
+    }
+
+    #[test]
+    fn random_histories_keep_what_a_fresh_coding_gives() {
+        // Lengths at, around and between the segment ends, and the
+        // lengths the tree keeps.
+        let lens = [
+            0usize, 1, 2, 127, 128, 129, 300, 2047, 2048, 2049, 8192, 9000, MAX_KEPT,
+        ];
+        for (seed, &len) in (1u64..).zip(lens.iter()) {
+            let pool = ids(seed, 600);
+            let mut state = seed;
+            let mut draw = |n: usize| {
+                state = super::super::mix(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+                (state % n as u64) as usize
+            };
+            let (mut m, mut live) = (Maintained::with_len(len), Vec::new());
+            let mut next = 0;
+            for step in 0..1500 {
+                match draw(4) {
+                    0 | 1 if next < pool.len() => {
+                        m.add(pool[next]);
+                        live.push(pool[next]);
+                        next += 1;
+                    }
+                    2 if !live.is_empty() => {
+                        let gone = live.swap_remove(draw(live.len()));
+                        m.remove(gone);
+                    }
+                    _ if !live.is_empty() && next < pool.len() => {
+                        let at = draw(live.len());
+                        m.replace(live[at], pool[next]);
+                        live[at] = pool[next];
+                        next += 1;
+                    }
+                    _ => {}
+                }
+                if step % 250 == 0 || step == 1499 {
+                    let (symbols, estimator) = fresh(&live, len);
+                    assert_eq!(m.symbols(), &symbols[..], "len {len}, step {step}");
+                    assert_eq!(m.estimator(), &estimator, "len {len}, step {step}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bounded_steps_give_the_indices_below_the_end() {
+        for (k, id) in ids(9, 2000).into_iter().enumerate() {
+            let end = [1u64, 5, 128, 129, 2048, 5000, 8192, 16_384, 70_000][k % 9];
+            let want: Vec<u64> = id.indices().take_while(|&i| i < end).collect();
+            let mut got = Vec::new();
+            let mut at = id.indices();
+            while at.next < end {
+                got.push(at.next);
+                at.advance_below(end);
+            }
+            assert_eq!(got, want, "end {end}");
+        }
     }
 
     #[test]

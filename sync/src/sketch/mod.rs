@@ -171,7 +171,14 @@ impl ItemId {
     /// The indices of the symbols this item is added to, increasing, from 0.
     #[must_use]
     pub fn indices(self) -> Indices {
-        self.indices_from(0)
+        let mut it = Indices {
+            next: 0,
+            state: 0,
+            seg: 0,
+            id: self.0,
+        };
+        it.enter(0);
+        it
     }
 
     /// The indices of the symbols this item is added to, from `from` on:
@@ -250,6 +257,7 @@ impl Indices {
     /// `1 / sqrt(u)` for the next uniform `u` in `(0, 1]` of the stream:
     /// drawn from the random source alone, so it is computed while the
     /// previous index is still being worked out.
+    #[inline(always)]
     fn stretch(&mut self) -> f64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         // 53 random bits, plus one so that u is never 0 (signed
@@ -260,6 +268,7 @@ impl Indices {
     }
 
     /// The index after `i` in the current stream (at most [`MAX_INDEX`]).
+    #[inline(always)]
     fn after(&mut self, i: u64) -> u64 {
         // i is below 2^40: the conversions are exact.
         let x = (i as i64 as f64 + 1.5) * (self.stretch() - 1.0);
@@ -297,6 +306,24 @@ impl Indices {
         let j = self.after(self.next);
         if j < SEGMENT_ENDS[self.seg] {
             self.next = j;
+        } else {
+            self.enter(self.seg + 1);
+        }
+    }
+
+    /// Moves to the next index below `end`, or to [`MAX_INDEX`] when there
+    /// is none: the same indices as [`advance`](Self::advance) below
+    /// `end`, without drawing the first index of a segment that starts at
+    /// or after `end` (what [`Maintained`] needs, inlined into its loop).
+    #[inline(always)]
+    fn advance_below(&mut self, end: u64) {
+        let j = self.after(self.next);
+        // `seg` is below SEGMENT_ENDS.len() while `next` is below MAX_INDEX.
+        let seg_end = SEGMENT_ENDS.get(self.seg).copied().unwrap_or(MAX_INDEX);
+        if j < seg_end {
+            self.next = j;
+        } else if seg_end >= end {
+            self.next = MAX_INDEX;
         } else {
             self.enter(self.seg + 1);
         }

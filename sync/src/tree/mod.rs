@@ -439,8 +439,8 @@ impl DigestTree {
                 count: 0,
             };
             self.apply(key, delta);
-            self.coded.remove(ItemId::new(key, old));
-            self.coded.add(ItemId::new(key, new));
+            self.coded
+                .replace(ItemId::new(key, old), ItemId::new(key, new));
         }
     }
 
