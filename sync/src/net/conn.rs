@@ -306,6 +306,9 @@ struct Conn {
     link: Option<watch::Sender<LinkPhase>>,
     /// Tells the writer what to do with queued deltas.
     gate: watch::Sender<DeltaGate>,
+    /// Per channel, after resuming: delta frames are skipped until the
+    /// peer's first session frame there (see [`Conn::resume`]).
+    skip_deltas: Vec<bool>,
 }
 
 enum Flow {
@@ -419,6 +422,7 @@ where
         quiet: None,
         link,
         gate: gate_tx,
+        skip_deltas: vec![false; env.channels.len()],
     };
     for _ in 0..env.channels.len() {
         let next = now + conn.jittered(cfg.ae_interval);
@@ -637,6 +641,15 @@ impl Conn {
     /// Bytes came on a quiet connection: it takes its peer slot back (unless
     /// a newer connection holds it: then it closes) and the dialer opens a
     /// session per channel at once.
+    ///
+    /// The deltas the peer wrote into the socket before the link went
+    /// quiet arrive now, all at once, ahead of the sessions. They are
+    /// skipped, per channel, up to the peer's first session frame there:
+    /// each was sent after its write was committed and before that frame,
+    /// which comes before (or is) the peer's answer to the dialer's new
+    /// session or its own opening of it, so the session carries every one
+    /// of them (and if it fails, the next one does). Applying them would
+    /// only hold the session up, a store commit each.
     fn resume(&mut self) -> Result<(), NetError> {
         let Some((since, slot)) = self.quiet.take() else {
             return Ok(());
@@ -672,6 +685,7 @@ impl Conn {
             let next = now + self.jittered(shared.config.ae_interval);
             self.next_ae[c] = next;
         }
+        self.skip_deltas.iter_mut().for_each(|s| *s = true);
         if self.dialed {
             for c in 0..env.channels.len() {
                 self.start_session_first(c as u16);
@@ -866,6 +880,7 @@ impl Conn {
         match frame {
             Frame::Session { channel, envelope } => {
                 let c = channel_ok(channel)?;
+                self.skip_deltas[c] = false;
                 self.shared()
                     .counters
                     .session_bytes_received
@@ -880,6 +895,12 @@ impl Conn {
                 let c = channel_ok(channel)?;
                 self.shared().counters.deltas_received.add(1);
                 self.deltas_read += 1;
+                if self.skip_deltas[c] {
+                    // Sent before the link went quiet: the session carries
+                    // it (see `resume`).
+                    self.shared().counters.deltas_skipped.add(1);
+                    return Ok(Flow::Continue);
+                }
                 if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload.0) {
                     self.shared().counters.peer_faults.add(1);
                     self.refused_data(channel, &e);

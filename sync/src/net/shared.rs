@@ -93,6 +93,11 @@ counters! {
     deltas_dropped,
     /// Delta frames received.
     deltas_received,
+    /// Of those, frames skipped because the connection had just resumed
+    /// from quiet: sent before the link went quiet, and carried by the
+    /// session that follows (see
+    /// [`NodeConfig::quiet_linger`](super::NodeConfig::quiet_linger)).
+    deltas_skipped,
     /// Session frames sent, bytes.
     session_bytes_sent,
     /// Session frames received, bytes.
