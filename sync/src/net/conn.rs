@@ -445,6 +445,19 @@ where
             }
             conn.pump().await?;
         }
+        // Frames that came in the same reads as the peer's handshake frame.
+        while let Some(body) = reader.next_frame(max)? {
+            let wire_len = body.len() + varint_len(body.len() as u64);
+            let frame = Frame::decode(&body)?;
+            conn.metrics.received(kind_of(&frame), wire_len);
+            if let Flow::Bye = conn.on_frame(frame).await? {
+                return Ok(());
+            }
+        }
+        charge.set(reader.buffered())?;
+        if reader.buffered() > 0 {
+            frame_start = Some(Instant::now());
+        }
         loop {
             tokio::select! {
                 r = rd.read(&mut buf) => {
