@@ -756,6 +756,8 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let mut caught_up: Vec<Option<Duration>> = vec![None; n];
     let mut heal_sessions: BTreeMap<(usize, usize), HealSessions> = BTreeMap::new();
     let mut reconnected: BTreeMap<(usize, usize), Duration> = BTreeMap::new();
+    // The links that came back on their kept (quiet) connection.
+    let mut resumed_links: std::collections::BTreeSet<(usize, usize)> = Default::default();
     let mut stats_at_heal: Vec<NodeStats> = Vec::new();
     let mut stats_at_catch_up: Option<Vec<NodeStats>> = None;
     let mut converged_after: Option<Duration> = None;
@@ -832,7 +834,7 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
             Some((i, e)) = events.recv() => {
                 let erase = || if progress_drawn.swap(0, Ordering::Relaxed) == 1 { eprint!("\r\x1b[2K"); };
                 match e {
-                    NodeEvent::Connected { peer, dialed: true, .. } => {
+                    NodeEvent::Connected { peer, dialed: true, resumed, .. } => {
                         let j = peer.0 as usize - 1;
                         let l = pair(i, j);
                         if links.insert(l, LinkState::Up) != Some(LinkState::Up) {
@@ -841,9 +843,14 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                             let after = healed_at.map(|h| h.elapsed());
                             if let Some(after) = after {
                                 reconnected.insert(l, after);
+                                if resumed {
+                                    resumed_links.insert(l);
+                                }
                                 println!(
-                                    "{} {} ⇄ {} reconnected ({} ms after the heal); anti-entropy starts",
-                                    clock.stamp(), regions[i].name, regions[j].name, after.as_millis()
+                                    "{} {} ⇄ {} {} ({} ms after the heal); anti-entropy starts",
+                                    clock.stamp(), regions[i].name, regions[j].name,
+                                    if resumed { "resumed on the kept connection, no new handshake" } else { "reconnected through a new handshake" },
+                                    after.as_millis()
                                 );
                             } else {
                                 println!("{} {} ⇄ {} reconnected", clock.stamp(), regions[i].name, regions[j].name);
@@ -988,9 +995,22 @@ async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                     .map_or(((0, 1), Duration::ZERO), |(l, d)| (*l, *d));
                 let ae = s.saturating_sub(reconnect);
                 let link_rtt = rtt(&regions[link.0].key, &regions[link.1].key);
+                let slowest_rtt = regions
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(a, x)| regions[a + 1..].iter().map(|y| rtt(&x.key, &y.key)))
+                    .max()
+                    .unwrap_or(link_rtt);
+                let how = match resumed_links.len() {
+                    0 => "every link through a new handshake".to_string(),
+                    k if k == reconnected.len() => "every link resumed on its kept connection, no new handshake".to_string(),
+                    k => format!("{k} of {} links resumed on their kept connection, the others through a new handshake", reconnected.len()),
+                };
                 println!(
-                    "time to converge after the heal: {} ms (until every region held every write made before the heal):\n  {} ms to reconnect (the first handshake through the healed link), then {} ms of anti-entropy ≈ {:.1} round trips of the {} ms link",
+                    "time to converge after the heal: {} ms ≈ {:.1} round trips of the slowest ({} ms) link (until every region held every write made before the heal):\n  {} ms until the last link was back ({how}), then {} ms of anti-entropy ≈ {:.1} round trips of the {} ms link",
                     s.as_millis(),
+                    s.as_secs_f64() / slowest_rtt.as_secs_f64(),
+                    slowest_rtt.as_millis(),
                     reconnect.as_millis(),
                     ae.as_millis(),
                     ae.as_secs_f64() / link_rtt.as_secs_f64(),

@@ -241,6 +241,32 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
     /// messages. Refused while a session with `peer` runs or at
     /// [`HostConfig::max_sessions`].
     pub fn initiate(&mut self, now: Duration, peer: P, session: T) -> Result<SessionId, Busy> {
+        let tiebreak = self.rng.next_u64() as u32;
+        self.open(now, peer, session, tiebreak)
+    }
+
+    /// Like [`initiate`](Self::initiate), with the lowest tie-break: the
+    /// session wins over any opening of the peer's that crosses it (one
+    /// sent before the peer's side of the link went quiet, say). For a
+    /// session one side of a pair must run first, such as the one a dialer
+    /// opens when a quiet link resumes; if both sides used it at once, both
+    /// openings would be dropped and retried like any equal draw.
+    pub fn initiate_first(
+        &mut self,
+        now: Duration,
+        peer: P,
+        session: T,
+    ) -> Result<SessionId, Busy> {
+        self.open(now, peer, session, 0)
+    }
+
+    fn open(
+        &mut self,
+        now: Duration,
+        peer: P,
+        session: T,
+        tiebreak: u32,
+    ) -> Result<SessionId, Busy> {
         self.advance(now);
         if self.slots.contains_key(&peer) {
             return Err(Busy::PeerBusy);
@@ -249,7 +275,6 @@ impl<P: Copy + Ord + core::fmt::Debug, T: HostedSession> SessionHost<P, T> {
             return Err(Busy::AtCapacity);
         }
         self.next_sid += 1;
-        let tiebreak = self.rng.next_u64() as u32;
         let slot = Slot {
             sid: self.next_sid,
             initiator: true,

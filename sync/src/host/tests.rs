@@ -176,6 +176,35 @@ fn simultaneous_opens_keep_exactly_one_session() {
 }
 
 #[test]
+fn a_first_session_wins_over_a_crossing_opening_in_every_order() {
+    for seed in 0..40 {
+        let mut net = Net::new(2, HostConfig::default(), seed);
+        // Host 1's opening crosses host 0's `initiate_first` (as a stale
+        // opening still in the socket crosses a dialer's session on
+        // resuming); deliveries in a seeded random order.
+        net.initiate(1, 0).unwrap();
+        let s = Session::initiate(&net.stores[0], SessionConfig::default());
+        let now = net.now;
+        net.hosts[0].initiate_first(now, 1, s).unwrap();
+        net.collect();
+        net.run(10_000);
+        assert_eq!(net.stores[0].root_digest(), net.stores[1].root_digest());
+        let completed: Vec<(usize, SessionId)> = (0..2)
+            .flat_map(|h| net.ended(h).into_iter().map(move |e| (h, e)))
+            .filter(|(_, e)| e.outcome == Outcome::Completed)
+            .map(|(h, e)| (h, e.id))
+            .collect();
+        // Host 0's session, on both sides; host 1's yielded.
+        assert_eq!(completed.len(), 2, "seed {seed}: {completed:?}");
+        for (h, id) in completed {
+            assert_eq!(id.initiated_here, h == 0, "seed {seed}");
+        }
+        assert_eq!(net.hosts[0].stats().sessions_superseded, 0, "seed {seed}");
+        assert_eq!(net.hosts[1].stats().sessions_superseded, 1, "seed {seed}");
+    }
+}
+
+#[test]
 fn losses_time_out_retry_with_backoff_and_converge() {
     let config = HostConfig::default()
         .with_session_timeout(Duration::from_millis(500))

@@ -63,11 +63,20 @@ pub struct NodeConfig {
     pub ae_soon: Duration,
     /// A keepalive is sent this often.
     pub ping_interval: Duration,
-    /// A connection that receives nothing for this long is closed. (A
-    /// frame in progress has its own deadline,
-    /// [`NetLimits::frame_grace`](super::NetLimits::frame_grace): bytes
-    /// trickled into it do not keep it alive.)
+    /// A connection that receives nothing for this long counts as lost: the
+    /// peer is reported disconnected, its deltas stop, its sessions end and
+    /// a dialer starts dialing again. (A frame in progress has its own
+    /// deadline, [`NetLimits::frame_grace`](super::NetLimits::frame_grace):
+    /// bytes trickled into it do not keep it alive.)
     pub idle_timeout: Duration,
+    /// How long a connection lost to the idle timeout stays open, quiet, in
+    /// case the peer speaks on it again (a partition that heals): if bytes
+    /// arrive on it first, it resumes without a new handshake and the dialer
+    /// starts anti-entropy at once; if a new connection to the peer is
+    /// established first, or this delay passes, it is closed. At most one
+    /// such connection per peer is kept besides the live one. Zero closes
+    /// it at the idle timeout.
+    pub quiet_linger: Duration,
     /// TLS and the peer's handshake frame together must complete within
     /// this delay from the connection's start (a trickle of bytes does not
     /// extend it).
@@ -140,6 +149,7 @@ impl NodeConfig {
             ae_soon: Duration::from_millis(250),
             ping_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(5),
+            quiet_linger: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(5),
@@ -221,6 +231,12 @@ impl NodeConfig {
     pub fn with_keepalive(mut self, ping: Duration, idle_timeout: Duration) -> Self {
         self.ping_interval = ping;
         self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets [`quiet_linger`](Self::quiet_linger).
+    pub fn with_quiet_linger(mut self, linger: Duration) -> Self {
+        self.quiet_linger = linger;
         self
     }
 

@@ -11,9 +11,34 @@
 //!   [`NodeConfig::ae_interval`] (jittered), or within
 //!   [`NodeConfig::ae_soon`] after a delta to the peer was dropped, unless
 //!   the host is backing off after a failure (it then says when to retry).
-//! - **Timers.** A keepalive every `ping_interval`; nothing received for
-//!   `idle_timeout` closes the connection (a partition, a dead peer); the
-//!   host's session deadlines are checked every tick.
+//! - **Timers.** A keepalive every `ping_interval`; the host's session
+//!   deadlines are checked every tick. When nothing has come for one and a
+//!   half keepalive intervals, deltas wait in their queue until bytes come
+//!   again (a partition would otherwise hold them, and replay them all at
+//!   once when it heals, ahead of the session that repairs the same
+//!   writes).
+//! - **Quiet, then resumed or closed.** Nothing received for
+//!   `idle_timeout` (a partition, a dead peer) counts as a lost link at
+//!   once: the peer is reported [`Disconnected`](super::NodeEvent::Disconnected),
+//!   its slot (deltas, lag) is released, its queued deltas dropped, its
+//!   sessions are aborted (the
+//!   aborts wait in the socket behind what the peer has not read) and a
+//!   dialer starts dialing again. The socket itself stays open, quiet, for
+//!   [`NodeConfig::quiet_linger`], still sending keepalives: a partition
+//!   holds bytes and resets nothing, so when it heals the peer's held
+//!   keepalives arrive half a round trip later. The first bytes on a quiet
+//!   connection *resume* it without a new handshake (TLS state and all):
+//!   it takes its slot back, reports
+//!   [`Connected`](super::NodeEvent::Connected) with `resumed`, and the
+//!   dialer starts a session per channel at once. Make before break: if a
+//!   new connection to the peer is established first (a real network's
+//!   retransmission backoff may delay the old socket's bytes by seconds,
+//!   while a fresh connect gets through at once), the quiet one closes;
+//!   and it closes when the linger passes. Session messages the peer sent
+//!   before it went quiet may still arrive (each followed by its abort):
+//!   the dialer's sessions on resuming take the lowest tie-break
+//!   ([`SessionHost::initiate_first`]), so a stale opening crossing them
+//!   is ignored instead of taking their slot.
 //! - **Faults.** A frame or envelope that does not parse closes the
 //!   connection (nothing of it was applied); a session that fails through
 //!   the peer's fault ([`SyncError::is_peer_fault`]) is counted in
@@ -21,6 +46,7 @@
 //!   logged with the peer and the reason.
 //!
 //! [`NodeConfig::ae_interval`]: super::NodeConfig::ae_interval
+//! [`NodeConfig::quiet_linger`]: super::NodeConfig::quiet_linger
 //! [`NodeConfig::ae_soon`]: super::NodeConfig::ae_soon
 
 use std::net::SocketAddr;
@@ -40,7 +66,7 @@ use super::lag::LagTracker;
 use super::metrics::{refusal_reason, Kind, PeerMetrics, SessionOutcome};
 use super::shared::{lock, BufferCharge, NodeEvent, PeerSlot, PendingSlot, Shared};
 use super::wire::Frame;
-use super::writer::write_loop;
+use super::writer::{write_loop, DeltaGate};
 use crate::error::SyncError;
 use crate::host::{HostConfig, HostEvent, Outcome, SessionEnd, SessionHost};
 use crate::message::Bytes;
@@ -75,6 +101,17 @@ pub(crate) fn frame_limit(env: &ConnEnv) -> usize {
         .saturating_add(64)
 }
 
+/// Where a dialer's connection stands, as [`run`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkPhase {
+    /// Before the handshake completed.
+    Opening,
+    /// Established (or resumed): the peer's slot is this connection's.
+    Up,
+    /// Quiet past the idle timeout, kept open in case the peer speaks.
+    Quiet,
+}
+
 /// Which side of a connection this node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -92,13 +129,15 @@ pub(crate) enum Role {
 /// TLS handshake and the handshake frame share one deadline,
 /// [`NodeConfig::handshake_timeout`](super::NodeConfig::handshake_timeout).
 /// `pending` is the connection's pending-handshake slot, released once the
-/// handshake ends.
+/// handshake ends. `link`, when given, follows the connection's
+/// [`LinkPhase`].
 pub(crate) async fn run<S>(
     env: Arc<ConnEnv>,
     io: S,
     role: Role,
     remote: Option<SocketAddr>,
     pending: Option<PendingSlot>,
+    link: Option<watch::Sender<LinkPhase>>,
 ) -> ConnEnd
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -113,7 +152,7 @@ where
         };
     }
     let Some(tls) = env.shared.tls() else {
-        return secured(env, io, role, None, deadline, remote, pending).await;
+        return secured(env, io, role, None, deadline, remote, pending, link).await;
     };
     match role {
         Role::Accept => {
@@ -124,7 +163,9 @@ where
                 _ = stop.changed() => Err(NetError::Local("shutting down")),
             };
             match r {
-                Ok((io, id)) => secured(env, io, role, Some(id), deadline, remote, pending).await,
+                Ok((io, id)) => {
+                    secured(env, io, role, Some(id), deadline, remote, pending, link).await
+                }
                 Err(e) => failed(&env, remote, e),
             }
         }
@@ -136,7 +177,19 @@ where
                 _ = stop.changed() => Err(NetError::Local("shutting down")),
             };
             match r {
-                Ok(io) => secured(env, io, role, Some(expected), deadline, remote, pending).await,
+                Ok(io) => {
+                    secured(
+                        env,
+                        io,
+                        role,
+                        Some(expected),
+                        deadline,
+                        remote,
+                        pending,
+                        link,
+                    )
+                    .await
+                }
                 Err(e) => failed(&env, remote, e),
             }
         }
@@ -172,6 +225,7 @@ fn failed(env: &ConnEnv, remote: Option<SocketAddr>, e: NetError) -> ConnEnd {
 
 /// The connection after TLS (or in plaintext): the handshake frame, then
 /// the established connection.
+#[allow(clippy::too_many_arguments)]
 async fn secured<S>(
     env: Arc<ConnEnv>,
     io: S,
@@ -180,6 +234,7 @@ async fn secured<S>(
     deadline: Instant,
     remote: Option<SocketAddr>,
     pending: Option<PendingSlot>,
+    link: Option<watch::Sender<LinkPhase>>,
 ) -> ConnEnd
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -204,7 +259,7 @@ where
     // Every event of the connection, the host's included (whose "peer" is
     // then a channel index), carries the node and the peer.
     let span = info_span!("connection", node = env.shared.config.id, %peer, peer_name = %name);
-    let result = established(env, rd, wr, reader, charge, dialed, peer, name)
+    let result = established(env, rd, wr, reader, charge, dialed, peer, name, link)
         .instrument(span)
         .await;
     ConnEnd {
@@ -238,6 +293,22 @@ struct Conn {
     deltas_reported: u64,
     /// When the next divergence probes are due.
     next_probe: Option<Instant>,
+    /// This connection's number (its peer slot's `conn`).
+    conn_id: u64,
+    /// Whether this node dialed.
+    dialed: bool,
+    /// The peer's name.
+    name: String,
+    /// Since when the connection has been quiet (past the idle timeout),
+    /// and the peer slot it gave up meanwhile.
+    quiet: Option<(Instant, PeerSlot)>,
+    /// Reports the link's phase to the dial loop.
+    link: Option<watch::Sender<LinkPhase>>,
+    /// Tells the writer what to do with queued deltas.
+    gate: watch::Sender<DeltaGate>,
+    /// Per channel, after resuming: delta frames are skipped until the
+    /// peer's first session frame there (see [`Conn::resume`]).
+    skip_deltas: Vec<bool>,
 }
 
 enum Flow {
@@ -255,6 +326,7 @@ async fn established<S>(
     dialed: bool,
     peer: PeerId,
     name: String,
+    link: Option<watch::Sender<LinkPhase>>,
 ) -> Result<(), NetError>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -294,6 +366,9 @@ where
         // A newer connection to the same peer replaces the old one.
         let _ = old.kill.send(true);
     }
+    if let Some(link) = &link {
+        link.send_replace(LinkPhase::Up);
+    }
     shared.counters.connections.add(1);
     peer_metrics.links.fetch_add(1, Ordering::Relaxed);
     info!(node = cfg.id, %peer, peer_name = %name, dialed, "connected");
@@ -301,15 +376,18 @@ where
         peer,
         name: name.clone(),
         dialed,
+        resumed: false,
     });
     for c in &env.channels {
         c.connected(peer);
     }
 
+    let (gate_tx, gate_rx) = watch::channel(DeltaGate::Open);
     let mut writer = tokio::spawn(write_loop(
         wr,
         ctrl_rx,
         delta_rx,
+        gate_rx,
         Arc::clone(&shared),
         Arc::clone(&peer_metrics),
         cfg.write_timeout,
@@ -338,6 +416,13 @@ where
         deltas_read: 0,
         deltas_reported: 0,
         next_probe: cfg.divergence_interval.map(|_| now),
+        conn_id,
+        dialed,
+        name: name.clone(),
+        quiet: None,
+        link,
+        gate: gate_tx,
+        skip_deltas: vec![false; env.channels.len()],
     };
     for _ in 0..env.channels.len() {
         let next = now + conn.jittered(cfg.ae_interval);
@@ -360,6 +445,19 @@ where
             }
             conn.pump().await?;
         }
+        // Frames that came in the same reads as the peer's handshake frame.
+        while let Some(body) = reader.next_frame(max)? {
+            let wire_len = body.len() + varint_len(body.len() as u64);
+            let frame = Frame::decode(&body)?;
+            conn.metrics.received(kind_of(&frame), wire_len);
+            if let Flow::Bye = conn.on_frame(frame).await? {
+                return Ok(());
+            }
+        }
+        charge.set(reader.buffered())?;
+        if reader.buffered() > 0 {
+            frame_start = Some(Instant::now());
+        }
         loop {
             tokio::select! {
                 r = rd.read(&mut buf) => {
@@ -368,6 +466,14 @@ where
                         return Err(NetError::Closed);
                     }
                     conn.last_rx = Instant::now();
+                    conn.set_gate(DeltaGate::Open);
+                    if conn.quiet.is_some() {
+                        conn.resume()?;
+                        conn.pump().await?;
+                        // A frame cut in half by the partition gets its
+                        // grace again from now.
+                        frame_start = frame_start.map(|_| Instant::now());
+                    }
                     shared.counters.bytes_received.add(n as u64);
                     reader.push(&buf[..n]);
                     let mut completed = false;
@@ -389,8 +495,9 @@ where
                 }
                 _ = tick.tick() => {
                     // The frame in progress gets its grace plus its length
-                    // at the minimum rate, from its first byte.
-                    if let Some(start) = frame_start {
+                    // at the minimum rate, from its first byte (not counting
+                    // a quiet spell: the link is silent, not trickling).
+                    if let (Some(start), None) = (frame_start, &conn.quiet) {
                         let len = reader.pending_len()?.unwrap_or(0);
                         if start.elapsed() > limits.frame_deadline(len) {
                             return Err(NetError::Limit("a frame did not complete in time"));
@@ -418,7 +525,9 @@ where
     .await;
 
     // Tear down: unregister (unless a newer connection took the slot), let
-    // the writer flush what is queued (Bye included), or stop it.
+    // the writer flush what is queued (Bye included), or stop it. A quiet
+    // connection was reported lost already.
+    let was_quiet = conn.quiet.take().is_some();
     {
         let mut peers = lock(&shared.peers);
         if peers.get(&peer).is_some_and(|s| s.conn == conn_id) {
@@ -433,11 +542,6 @@ where
     } else {
         writer.abort();
     }
-    for c in &env.channels {
-        c.disconnected(peer);
-    }
-    shared.counters.disconnects.add(1);
-    peer_metrics.links.fetch_sub(1, Ordering::Relaxed);
     if let Err(NetError::Limit(_)) = &result {
         shared.counters.frame_limit_closes.add(1);
     }
@@ -445,6 +549,16 @@ where
         Ok(()) => "closed".to_string(),
         Err(e) => e.to_string(),
     };
+    if was_quiet {
+        shared.counters.quiet_connections.sub(1);
+        debug!(node = cfg.id, %peer, peer_name = %name, %reason, "quiet connection closed");
+        return result;
+    }
+    for c in &env.channels {
+        c.disconnected(peer);
+    }
+    shared.counters.disconnects.add(1);
+    peer_metrics.links.fetch_sub(1, Ordering::Relaxed);
     info!(node = cfg.id, %peer, peer_name = %name, %reason, "disconnected");
     shared.emit(NodeEvent::Disconnected { peer, name, reason });
     result
@@ -490,6 +604,118 @@ impl Conn {
         }
     }
 
+    /// Nothing came for the idle timeout: reports the peer lost, gives up
+    /// its slot and aborts the sessions, but keeps the socket (see the
+    /// [module docs](self)).
+    fn go_quiet(&mut self, now: Instant) -> Result<(), NetError> {
+        let env = Arc::clone(&self.env);
+        let shared = &env.shared;
+        let slot = {
+            let mut peers = lock(&shared.peers);
+            match peers.get(&self.peer) {
+                Some(s) if s.conn == self.conn_id => peers.remove(&self.peer),
+                _ => None,
+            }
+        };
+        let Some(slot) = slot else {
+            return Err(NetError::Local("replaced by a newer connection"));
+        };
+        self.quiet = Some((now, slot));
+        self.set_gate(DeltaGate::Discard);
+        shared.counters.quiet_connections.add(1);
+        let host_now = self.now();
+        for c in 0..env.channels.len() {
+            // The aborts wait in the socket, ahead of anything sent after
+            // a resume: the peer drops these sessions before it sees new
+            // ones.
+            self.host.abort(host_now, c as u16);
+        }
+        for c in &env.channels {
+            c.disconnected(self.peer);
+        }
+        shared.counters.disconnects.add(1);
+        self.metrics.links.fetch_sub(1, Ordering::Relaxed);
+        if let Some(link) = &self.link {
+            link.send_replace(LinkPhase::Quiet);
+        }
+        let linger = shared.config.quiet_linger;
+        info!(peer = %self.peer, linger_ms = linger.as_millis() as u64, "quiet: peer lost, connection kept in case it speaks again");
+        shared.emit(NodeEvent::Disconnected {
+            peer: self.peer,
+            name: self.name.clone(),
+            reason: format!(
+                "nothing received from the peer (idle timeout); kept open {} ms in case the link heals",
+                linger.as_millis()
+            ),
+        });
+        Ok(())
+    }
+
+    /// Bytes came on a quiet connection: it takes its peer slot back (unless
+    /// a newer connection holds it: then it closes) and the dialer opens a
+    /// session per channel at once.
+    ///
+    /// The deltas the peer wrote into the socket before the link went
+    /// quiet arrive now, all at once, ahead of the sessions. They are
+    /// skipped, per channel, up to the peer's first session frame there:
+    /// each was sent after its write was committed and before that frame,
+    /// which comes before (or is) the peer's answer to the dialer's new
+    /// session or its own opening of it, so the session carries every one
+    /// of them (and if it fails, the next one does). Applying them would
+    /// only hold the session up, a store commit each.
+    fn resume(&mut self) -> Result<(), NetError> {
+        let Some((since, slot)) = self.quiet.take() else {
+            return Ok(());
+        };
+        let env = Arc::clone(&self.env);
+        let shared = &env.shared;
+        {
+            let mut peers = lock(&shared.peers);
+            if peers.contains_key(&self.peer) {
+                self.quiet = Some((since, slot));
+                return Err(NetError::Local("replaced by a newer connection"));
+            }
+            peers.insert(self.peer, slot);
+        }
+        shared.counters.quiet_connections.sub(1);
+        if let Some(link) = &self.link {
+            link.send_replace(LinkPhase::Up);
+        }
+        shared.counters.resumed.add(1);
+        self.metrics.links.fetch_add(1, Ordering::Relaxed);
+        info!(peer = %self.peer, quiet_ms = since.elapsed().as_millis() as u64, "resumed: the peer speaks again on the kept connection");
+        shared.emit(NodeEvent::Connected {
+            peer: self.peer,
+            name: self.name.clone(),
+            dialed: self.dialed,
+            resumed: true,
+        });
+        for c in &env.channels {
+            c.connected(self.peer);
+        }
+        let now = Instant::now();
+        for c in 0..self.next_ae.len() {
+            let next = now + self.jittered(shared.config.ae_interval);
+            self.next_ae[c] = next;
+        }
+        self.skip_deltas.iter_mut().for_each(|s| *s = true);
+        if self.dialed {
+            for c in 0..env.channels.len() {
+                self.start_session_first(c as u16);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets what the writer does with queued deltas (a no-op when unchanged).
+    fn set_gate(&self, to: DeltaGate) {
+        self.gate.send_if_modified(|g| {
+            let changed = *g != to;
+            *g = to;
+            changed
+        });
+    }
+
     fn bye(&mut self) {
         if let Some(ctrl) = &self.ctrl {
             let _ = ctrl.try_send(Frame::Bye.to_wire());
@@ -498,12 +724,29 @@ impl Conn {
 
     /// Starts a session on channel `c` if none runs there.
     fn start_session(&mut self, c: u16) {
+        self.open_session(c, false);
+    }
+
+    /// Starts a session on channel `c` that wins over any opening of the
+    /// peer's crossing it: on resuming, the peer's openings still in the
+    /// socket were sent before it went quiet (it aborted them since, and
+    /// its aborts follow them), so they must not take the slot.
+    fn start_session_first(&mut self, c: u16) {
+        self.open_session(c, true);
+    }
+
+    fn open_session(&mut self, c: u16, first: bool) {
         if self.host.has_session(c) {
             return;
         }
         let session = Arc::clone(&self.env.channels[usize::from(c)]).initiate();
         let now = self.now();
-        if self.host.initiate(now, c, session).is_ok() {
+        let opened = if first {
+            self.host.initiate_first(now, c, session)
+        } else {
+            self.host.initiate(now, c, session)
+        };
+        if opened.is_ok() {
             self.shared().counters.sessions_initiated.add(1);
             self.metrics.session_started(true);
             debug!(peer = %self.peer, channel = %self.channel_name(c), "session started");
@@ -650,6 +893,7 @@ impl Conn {
         match frame {
             Frame::Session { channel, envelope } => {
                 let c = channel_ok(channel)?;
+                self.skip_deltas[c] = false;
                 self.shared()
                     .counters
                     .session_bytes_received
@@ -664,6 +908,12 @@ impl Conn {
                 let c = channel_ok(channel)?;
                 self.shared().counters.deltas_received.add(1);
                 self.deltas_read += 1;
+                if self.skip_deltas[c] {
+                    // Sent before the link went quiet: the session carries
+                    // it (see `resume`).
+                    self.shared().counters.deltas_skipped.add(1);
+                    return Ok(Flow::Continue);
+                }
                 if let Err(e) = self.env.channels[c].receive_delta(self.peer, &payload[..]) {
                     self.shared().counters.peer_faults.add(1);
                     self.refused_data(channel, &e);
@@ -755,10 +1005,27 @@ impl Conn {
         let cfg = &self.env.shared.config;
         let (idle_timeout, ping_interval, ae_soon) =
             (cfg.idle_timeout, cfg.ping_interval, cfg.ae_soon);
-        if now.duration_since(self.last_rx) > idle_timeout {
-            return Err(NetError::Timeout(
-                "nothing received from the peer (idle timeout)",
-            ));
+        let linger = cfg.quiet_linger;
+        if let Some((since, _)) = &self.quiet {
+            if now.duration_since(*since) > linger {
+                return Err(NetError::Timeout(
+                    "nothing received from the peer (idle timeout and quiet linger)",
+                ));
+            }
+            if lock(&self.env.shared.peers).contains_key(&self.peer) {
+                return Err(NetError::Local("replaced by a newer connection"));
+            }
+        } else if now.duration_since(self.last_rx) > idle_timeout {
+            if linger.is_zero() {
+                return Err(NetError::Timeout(
+                    "nothing received from the peer (idle timeout)",
+                ));
+            }
+            self.go_quiet(now)?;
+        } else if now.duration_since(self.last_rx) > ping_interval.mul_f64(1.5) {
+            // The peer's keepalive is late: the link may be cut. Deltas wait
+            // in their queue rather than in the socket (see the writer).
+            self.set_gate(DeltaGate::Hold);
         }
         if now.duration_since(self.last_ping) >= ping_interval {
             self.last_ping = now;
@@ -770,6 +1037,10 @@ impl Conn {
                     self.metrics.sent(Kind::Control, len);
                 }
             }
+        }
+        if self.quiet.is_some() {
+            // Keepalives only: the peer hears them when the link heals.
+            return self.pump().await;
         }
         self.report_and_probe(now);
         if self.ae_soon.swap(false, Ordering::Relaxed) {

@@ -28,7 +28,7 @@
 //! | `accordant_writes` | counter | |
 //! | `accordant_write_seconds`, `accordant_commit_seconds` | histogram | |
 //! | `accordant_keys` | gauge | channel |
-//! | `accordant_connections`, `accordant_disconnects` | counter | |
+//! | `accordant_connections`, `accordant_disconnects`, `accordant_resumed` | counter | |
 //!
 //! `kind` is one of `delta`, `session`, `ack`, `probe`, `control`; `role`
 //! `initiator` or `responder`; `outcome` one of
@@ -274,6 +274,11 @@ impl Snapshot {
                 "accordant_disconnects",
                 "Connections ended",
                 node(c.disconnects.get()),
+            ),
+            (
+                "accordant_resumed",
+                "Quiet connections resumed without a new handshake",
+                node(c.resumed.get()),
             ),
         ]
         .into_iter()

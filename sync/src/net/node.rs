@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 use super::channel::{Channel, ChannelShared, ChannelState, ErasedChannel};
 use super::commit::Commits;
 use super::config::NodeConfig;
-use super::conn::Role;
 use super::conn::{self, ConnEnv};
+use super::conn::{LinkPhase, Role};
 use super::error::NetError;
 use super::identity::{TlsError, TlsIdentity};
 use super::metrics::PeerStats;
@@ -454,7 +454,7 @@ impl Node {
                             let _ = stream.set_nodelay(true);
                             let i = Arc::clone(&inner.env);
                             inner.spawn(async move {
-                                let _ = conn::run(i, stream, Role::Accept, Some(remote), Some(slot)).await;
+                                let _ = conn::run(i, stream, Role::Accept, Some(remote), Some(slot), None).await;
                             });
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -501,7 +501,7 @@ impl Node {
     {
         let env = Arc::clone(&self.inner.env);
         let slot = env.shared.try_pending(None).map_err(NetError::Limit)?;
-        conn::run(env, io, Role::Accept, None, Some(slot))
+        conn::run(env, io, Role::Accept, None, Some(slot), None)
             .await
             .result
     }
@@ -517,6 +517,7 @@ impl Node {
             Arc::clone(&self.inner.env),
             io,
             Role::Dial { expected },
+            None,
             None,
             None,
         )
@@ -777,8 +778,48 @@ impl Backoff {
     }
 }
 
+/// A connection the dial loop runs, and its phase.
+struct Running {
+    task: tokio::task::JoinHandle<conn::ConnEnd>,
+    phase: watch::Receiver<LinkPhase>,
+}
+
+impl Running {
+    fn phase(&self) -> LinkPhase {
+        *self.phase.borrow()
+    }
+}
+
+/// What a running connection did next.
+enum RunEvent {
+    Ended(conn::ConnEnd),
+    Phase(LinkPhase),
+}
+
+/// Waits for a connection's next phase or its end (forever without one).
+async fn next_event(r: &mut Option<Running>) -> RunEvent {
+    let Some(r) = r else {
+        return std::future::pending().await;
+    };
+    let mut phases = true;
+    loop {
+        tokio::select! {
+            end = &mut r.task => {
+                return RunEvent::Ended(end.unwrap_or(conn::ConnEnd {
+                    established: false,
+                    result: Err(NetError::Local("connection task ended")),
+                }));
+            }
+            changed = r.phase.changed(), if phases => match changed {
+                Ok(()) => return RunEvent::Phase(*r.phase.borrow_and_update()),
+                Err(_) => phases = false,
+            },
+        }
+    }
+}
+
 /// Keeps one connection to a peer: dials, serves the connection, and dials
-/// again when it ends.
+/// again when it ends or goes quiet.
 ///
 /// While the peer cannot be reached, connection attempts overlap: a new
 /// TCP connect starts every [`NodeConfig::dial_probe`] (up to
@@ -791,6 +832,12 @@ impl Backoff {
 /// peer, or a path, that stays silent) is retried at once; attempts that
 /// fail outright (refused, reset, a refused handshake) are spaced by a
 /// capped, jittered exponential backoff.
+///
+/// Make before break: a connection that went quiet past the idle timeout
+/// stays open ([`NodeConfig::quiet_linger`]) while the loop dials a new
+/// one. Whichever speaks first wins: if the quiet one hears from the peer,
+/// it resumes and the new attempt is dropped (unless its handshake already
+/// completed); if the new one is established first, the quiet one closes.
 async fn dial_loop<F, Fut, S>(inner: Arc<NodeInner>, label: String, expected: u64, mut connect: F)
 where
     F: FnMut() -> Fut + Send + 'static,
@@ -802,78 +849,137 @@ where
     let seed = cfg.seed ^ blake3::hash(label.as_bytes()).as_bytes()[0] as u64;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max, seed);
     let mut stop = env.stop.clone();
+    let parallel = cfg.dial_parallel.max(1);
+    // The connection in use (live or quiet), and a new one made while it
+    // is quiet.
+    let mut current: Option<Running> = None;
+    let mut fresh: Option<Running> = None;
+    let mut attempts: JoinSet<io::Result<S>> = JoinSet::new();
+    let mut next_start = tokio::time::Instant::now();
     loop {
-        // A connected stream, from overlapping attempts.
-        let mut attempts: JoinSet<io::Result<S>> = JoinSet::new();
-        let mut next_start = tokio::time::Instant::now();
-        let stream = loop {
-            if *stop.borrow() {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            if attempts.len() < cfg.dial_parallel.max(1) && now >= next_start {
-                let (attempt, limit) = (connect(), cfg.connect_timeout);
-                attempts.spawn(async move {
-                    tokio::time::timeout(limit, attempt)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-                        })
-                });
-                next_start = now + cfg.dial_probe;
-            }
-            tokio::select! {
-                done = attempts.join_next(), if !attempts.is_empty() => match done {
-                    Some(Ok(Ok(io))) => break io,
-                    Some(Ok(Err(e))) => {
-                        let timed_out = e.kind() == io::ErrorKind::TimedOut;
-                        if !timed_out && attempts.is_empty() {
-                            // Refused or reset: the peer's host answered;
-                            // back off.
-                            let delay = backoff.next_delay();
-                            dial_failed(&env, &label, e.to_string(), delay);
-                            next_start = tokio::time::Instant::now() + delay;
-                        }
-                    }
-                    _ => {}
-                },
-                _ = tokio::time::sleep_until(next_start), if attempts.len() < cfg.dial_parallel.max(1) => {}
-                _ = stop.changed() => return,
-            }
-        };
-        attempts.abort_all();
-        // TLS, the handshake frame, then the connection until it ends.
-        let end = conn::run(
-            Arc::clone(&env),
-            stream,
-            Role::Dial { expected },
-            None,
-            None,
-        )
-        .await;
         if *stop.borrow() {
-            return;
+            break;
         }
-        if end.established {
-            backoff.reset();
-            // Dial again at once: the probes find the peer when it is back.
-            continue;
+        let dialing = fresh.is_none()
+            && current
+                .as_ref()
+                .is_none_or(|c| c.phase() == LinkPhase::Quiet);
+        if !dialing {
+            attempts.abort_all();
         }
-        match end.result {
-            // Silence: the path may be cut; probe again at once.
-            Err(NetError::Timeout(what)) => {
-                dial_failed(&env, &label, what.to_string(), Duration::ZERO)
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                dial_failed(&env, &label, e.to_string(), delay);
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.changed() => return,
+        let now = tokio::time::Instant::now();
+        if dialing && attempts.len() < parallel && now >= next_start {
+            let (attempt, limit) = (connect(), cfg.connect_timeout);
+            attempts.spawn(async move {
+                tokio::time::timeout(limit, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                    })
+            });
+            next_start = now + cfg.dial_probe;
+        }
+        tokio::select! {
+            e = next_event(&mut current) => match e {
+                RunEvent::Ended(end) => {
+                    current = fresh.take();
+                    next_start = after_end(&env, &label, &mut backoff, end);
                 }
-            }
-            Ok(()) => {}
+                RunEvent::Phase(LinkPhase::Up) => {
+                    // Resumed: the new connection is not needed, unless it
+                    // is established already (then it holds the peer's slot
+                    // and the old one closes).
+                    if let Some(f) = fresh.take_if(|f| f.phase() == LinkPhase::Opening) {
+                        f.task.abort();
+                    }
+                    backoff.reset();
+                }
+                RunEvent::Phase(_) => {}
+            },
+            e = next_event(&mut fresh) => match e {
+                RunEvent::Ended(end) => {
+                    fresh = None;
+                    next_start = after_end(&env, &label, &mut backoff, end);
+                }
+                RunEvent::Phase(LinkPhase::Up) => {
+                    // The new connection took the slot: the quiet one sees
+                    // it and closes.
+                    backoff.reset();
+                    if let Some(old) = current.replace(fresh.take().expect("fresh")) {
+                        inner.spawn(async move {
+                            let _ = old.task.await;
+                        });
+                    }
+                }
+                RunEvent::Phase(_) => {}
+            },
+            done = attempts.join_next(), if !attempts.is_empty() => match done {
+                Some(Ok(Ok(io))) => {
+                    attempts.abort_all();
+                    let (tx, rx) = watch::channel(LinkPhase::Opening);
+                    let task = tokio::spawn(conn::run(
+                        Arc::clone(&env),
+                        io,
+                        Role::Dial { expected },
+                        None,
+                        None,
+                        Some(tx),
+                    ));
+                    let r = Running { task, phase: rx };
+                    if current.is_none() {
+                        current = Some(r);
+                    } else {
+                        fresh = Some(r);
+                    }
+                }
+                Some(Ok(Err(e))) => {
+                    let timed_out = e.kind() == io::ErrorKind::TimedOut;
+                    if !timed_out && attempts.is_empty() {
+                        // Refused or reset: the peer's host answered;
+                        // back off.
+                        let delay = backoff.next_delay();
+                        dial_failed(&env, &label, e.to_string(), delay);
+                        next_start = tokio::time::Instant::now() + delay;
+                    }
+                }
+                _ => {}
+            },
+            _ = tokio::time::sleep_until(next_start), if dialing && attempts.len() < parallel => {}
+            _ = stop.changed() => {}
         }
+    }
+    // Shutdown: the connections say `Bye` and end.
+    attempts.abort_all();
+    for r in [current, fresh].into_iter().flatten() {
+        let _ = r.task.await;
+    }
+}
+
+/// What the dial loop does after a connection ended: when to dial next.
+fn after_end(
+    env: &ConnEnv,
+    label: &str,
+    backoff: &mut Backoff,
+    end: conn::ConnEnd,
+) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    if *env.stop.borrow() || end.established {
+        // Dial again at once: the probes find the peer when it is back.
+        backoff.reset();
+        return now;
+    }
+    match end.result {
+        // Silence: the path may be cut; probe again at once.
+        Err(NetError::Timeout(what)) => {
+            dial_failed(env, label, what.to_string(), Duration::ZERO);
+            now
+        }
+        Err(e) => {
+            let delay = backoff.next_delay();
+            dial_failed(env, label, e.to_string(), delay);
+            now + delay
+        }
+        Ok(()) => now,
     }
 }
 

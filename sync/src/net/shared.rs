@@ -48,7 +48,7 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn sub(&self, n: u64) {
+    pub(crate) fn sub(&self, n: u64) {
         self.0.fetch_sub(n, Ordering::Relaxed);
     }
 
@@ -93,6 +93,11 @@ counters! {
     deltas_dropped,
     /// Delta frames received.
     deltas_received,
+    /// Of those, frames skipped because the connection had just resumed
+    /// from quiet: sent before the link went quiet, and carried by the
+    /// session that follows (see
+    /// [`NodeConfig::quiet_linger`](super::NodeConfig::quiet_linger)).
+    deltas_skipped,
     /// Session frames sent, bytes.
     session_bytes_sent,
     /// Session frames received, bytes.
@@ -119,8 +124,12 @@ counters! {
     round_trips,
     /// Connections established (handshake done).
     connections,
-    /// Connections that ended.
+    /// Connections that ended, or went quiet past the idle timeout.
     disconnects,
+    /// Connections that went quiet past the idle timeout and then heard
+    /// from the peer again: resumed without a new handshake (see
+    /// [`NodeConfig::quiet_linger`](super::NodeConfig::quiet_linger)).
+    resumed,
     /// Connection attempts that failed before the handshake completed.
     connect_failures,
     /// Snapshots written.
@@ -142,6 +151,11 @@ counters! {
     frame_limit_closes,
     /// Gauge: connections now between accept and the end of the handshake.
     pending_handshakes,
+    /// Gauge: connections now quiet past the idle timeout, kept open in
+    /// case the peer speaks again (at most one per peer besides the live
+    /// one, each for at most
+    /// [`NodeConfig::quiet_linger`](super::NodeConfig::quiet_linger)).
+    quiet_connections,
     /// Gauge: bytes now buffered for incomplete frames, all connections.
     frame_buffer_bytes,
     /// The largest `frame_buffer_bytes` seen.
@@ -160,8 +174,12 @@ pub enum NodeEvent {
         name: String,
         /// Whether this node dialed.
         dialed: bool,
+        /// Whether this is a connection that had gone quiet (reported
+        /// [`Disconnected`](NodeEvent::Disconnected)) and heard from the
+        /// peer again: no new handshake was needed.
+        resumed: bool,
     },
-    /// A connection ended.
+    /// A connection ended, or went quiet past the idle timeout.
     Disconnected {
         /// The peer.
         peer: PeerId,

@@ -139,7 +139,13 @@ impl TlsContext {
     }
 }
 
+/// A failed TLS handshake. A peer that closed the stream in the middle
+/// (say, a dialer whose older connection resumed first) refused nothing:
+/// that is [`NetError::Closed`], not an authentication failure.
 fn tls_failed(e: std::io::Error) -> NetError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return NetError::Closed;
+    }
     NetError::Tls(e.to_string())
 }
 

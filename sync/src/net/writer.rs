@@ -6,24 +6,44 @@
 //! writes only ever *offer* to (dropping when full). The writer takes
 //! control frames first, batches what is queued into one write, and fails
 //! the connection when a write makes no progress for `write_timeout`.
+//!
+//! The connection can gate the deltas ([`DeltaGate`]): while the peer has
+//! been silent for a while they wait in their queue instead of piling up
+//! in a socket that may lead into a partition (where, replayed all at once
+//! when it heals, they would hold up the session that repairs the same
+//! writes); once the connection has gone quiet they are discarded, since
+//! the anti-entropy session run when it resumes carries them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 use super::error::NetError;
 use super::metrics::{Kind, PeerMetrics};
 use super::shared::{Counters, Shared};
 
-/// Writes queued frames: control frames first, then deltas, batched into
-/// one write of up to 64 KiB.
+/// What the writer does with the delta queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeltaGate {
+    /// Deltas are written.
+    Open,
+    /// Deltas wait in their queue (the peer has been silent a while).
+    Hold,
+    /// Deltas are taken from the queue and dropped (the connection is
+    /// quiet; the session on resuming carries them).
+    Discard,
+}
+
+/// Writes queued frames: control frames first, then deltas (as `gate`
+/// says), batched into one write of up to 64 KiB.
 pub(crate) async fn write_loop<W>(
     mut wr: W,
     mut ctrl: mpsc::Receiver<Vec<u8>>,
     mut deltas: mpsc::Receiver<Arc<[u8]>>,
+    mut gate: watch::Receiver<DeltaGate>,
     shared: Arc<Shared>,
     peer: Arc<PeerMetrics>,
     write_timeout: Duration,
@@ -35,16 +55,28 @@ where
     let counters: &Counters = &shared.counters;
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
     let mut deltas_open = true;
+    let mut gate_open = true;
     loop {
         buf.clear();
         let mut closing = false;
+        let state = *gate.borrow_and_update();
+        if state == DeltaGate::Discard {
+            while deltas.try_recv().is_ok() {}
+        }
+        let send_deltas = state == DeltaGate::Open;
         tokio::select! {
             biased;
             m = ctrl.recv() => match m {
                 Some(f) => buf.extend_from_slice(&f),
                 None => closing = true,
             },
-            d = deltas.recv(), if deltas_open => match d {
+            changed = gate.changed(), if gate_open => {
+                if changed.is_err() {
+                    gate_open = false;
+                }
+                continue;
+            }
+            d = deltas.recv(), if deltas_open && send_deltas => match d {
                 Some(f) => {
                     counters.deltas_sent.add(1);
                     counters.delta_bytes_sent.add(f.len() as u64);
@@ -57,7 +89,7 @@ where
         while !closing && buf.len() < BATCH {
             if let Ok(f) = ctrl.try_recv() {
                 buf.extend_from_slice(&f);
-            } else if let Ok(f) = deltas.try_recv() {
+            } else if let Some(f) = send_deltas.then(|| deltas.try_recv().ok()).flatten() {
                 counters.deltas_sent.add(1);
                 counters.delta_bytes_sent.add(f.len() as u64);
                 peer.sent(Kind::Delta, f.len());
