@@ -259,6 +259,48 @@ pub struct Config {
     /// trip in steps on transports that deliver in order (TCP): each delta
     /// then travels once instead of once per step until acknowledged.
     pub resend_after: u32,
+    /// Causal delivery ([`CausalDelivery`]; off by default): every state
+    /// the replica exposes is causally closed. See the
+    /// [module docs](self#causal-delivery).
+    pub causal: Option<CausalDelivery>,
+}
+
+/// The budget of causal delivery ([`Config::with_causal_delivery`]): how
+/// many delta-intervals that arrived ahead of a gap (reordered, or after a
+/// lost one) a replica holds per neighbour, waiting for the gap, instead
+/// of refusing them at once. Holding is only a shortcut: an interval held
+/// is not acknowledged, so dropping the held ones (on overflow, or after
+/// [`max_wait`](Self::max_wait) sync steps) loses nothing, the sender
+/// sends them again from the last ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CausalDelivery {
+    /// Intervals held per neighbour, at most (0: refuse at once).
+    pub max_held: usize,
+    /// Bytes of held delta-group encodings per neighbour, at most.
+    pub max_held_bytes: usize,
+    /// Sync steps the oldest held interval may wait for its gap before
+    /// every interval held for that neighbour is dropped.
+    pub max_wait: u32,
+}
+
+impl CausalDelivery {
+    /// A budget of `max_held` intervals and `max_held_bytes` bytes per
+    /// neighbour, held at most `max_wait` sync steps.
+    pub fn new(max_held: usize, max_held_bytes: usize, max_wait: u32) -> Self {
+        CausalDelivery {
+            max_held,
+            max_held_bytes,
+            max_wait,
+        }
+    }
+}
+
+impl Default for CausalDelivery {
+    /// 64 intervals and 1 MiB per neighbour, 8 sync steps.
+    fn default() -> Self {
+        CausalDelivery::new(64, 1 << 20, 8)
+    }
 }
 
 impl Config {
@@ -271,7 +313,17 @@ impl Config {
             session: SessionConfig::default(),
             session_timeout: 4,
             resend_after: 0,
+            causal: None,
         }
+    }
+
+    /// Returns these settings with causal delivery on, within `budget`
+    /// (see the [module docs](self#causal-delivery)): fall-backs become
+    /// state transfers, and out-of-order intervals are held within the
+    /// budget until their gap is filled.
+    pub fn with_causal_delivery(mut self, budget: CausalDelivery) -> Self {
+        self.causal = Some(budget);
+        self
     }
 
     /// Returns these settings with `max_buffer` replaced.
@@ -369,6 +421,18 @@ pub struct Stats {
     pub sessions_timed_out: u64,
     /// Neighbours seen with a new incarnation.
     pub peer_restarts: u64,
+    /// Intervals that arrived ahead of a gap and were held (causal
+    /// delivery).
+    pub groups_held: u64,
+    /// Held intervals joined once their gap was filled.
+    pub held_applied: u64,
+    /// Held intervals dropped (budget exceeded, waited too long, the
+    /// neighbour left or restarted); the sender sends them again.
+    pub held_dropped: u64,
+    /// The most intervals held for one neighbour at once.
+    pub held_max_entries: u64,
+    /// The most bytes held for one neighbour at once.
+    pub held_max_bytes: u64,
 }
 
 /// A message to send.
