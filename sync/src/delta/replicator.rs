@@ -812,13 +812,14 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         if x.start > peer.recv {
             // The causal merging condition fails: we lack [recv, start).
             let have = peer.recv;
-            if self.hold(from, &x, group) {
-                // Not acknowledged: joined once the gap is filled, or sent
-                // again if the held intervals are dropped.
-                return;
+            if !self.hold(from, &x, group) {
+                self.stats.groups_refused += 1;
             }
-            self.stats.groups_refused += 1;
-            debug!(peer = ?from, have, start = x.start, "delta-interval refused: a gap before it");
+            // Held or refused, it is not acknowledged: the current ack
+            // tells a pipelining sender to resend from the gap at once. A
+            // held interval is joined as soon as the gap is filled (a
+            // reordered message arriving), without waiting for that resend.
+            debug!(peer = ?from, have, start = x.start, "delta-interval ahead of a gap");
             self.stats.acks_sent += 1;
             self.send(from, wire::ack(me, x.inc, have));
             return;
