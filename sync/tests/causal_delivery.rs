@@ -90,3 +90,77 @@ fn larger_meshes_stay_causal() {
         assert!(r.converged, "seed {seed}: did not converge");
     }
 }
+
+mod hold_back {
+    use accordant::{GCounter, ReplicaId};
+    use accordant_sync::delta::{CausalDelivery, Config, Replicator, Strategy};
+
+    type R = Replicator<GCounter, usize>;
+
+    /// A pipelining sender (0) and a causal receiver (1); returns the two
+    /// intervals the sender sent for two writes, one sync step each.
+    fn two_intervals(budget: CausalDelivery) -> (R, R, GCounter, Vec<Vec<u8>>) {
+        let base = Config::new(Strategy::Delta { bp: true, rr: true }).with_resend_after(100);
+        let mut a = R::new(base, 11, &GCounter::new());
+        let mut b = R::new(base.with_causal_delivery(budget), 22, &GCounter::new());
+        a.add_neighbour(1);
+        b.add_neighbour(0);
+        let mut sa = GCounter::new();
+        let mut sent = Vec::new();
+        for n in 1..=2 {
+            a.update(&mut sa, |c| c.increment(ReplicaId::from_u128(1), n))
+                .unwrap();
+            a.sync_step(&sa);
+            while let Some(t) = a.poll_transmit() {
+                sent.push(t.bytes);
+            }
+        }
+        assert_eq!(sent.len(), 2, "one interval per step with pipelining");
+        (a, b, GCounter::new(), sent)
+    }
+
+    #[test]
+    fn an_interval_ahead_of_a_gap_is_held_then_joined_in_order() {
+        let (_a, mut b, mut sb, sent) = two_intervals(CausalDelivery::default());
+        b.receive(&mut sb, 0, &sent[1]).unwrap();
+        assert_eq!(sb.value(), 0, "joined across a gap");
+        assert_eq!(b.held_len(), 1);
+        assert!(b.held_bytes() > 0);
+        b.receive(&mut sb, 0, &sent[0]).unwrap();
+        assert_eq!(sb.value(), 3);
+        assert_eq!(b.held_len(), 0);
+        assert_eq!(b.stats().held_applied, 1);
+        assert_eq!(b.stats().groups_refused, 0);
+    }
+
+    #[test]
+    fn without_budget_or_after_the_wait_held_intervals_are_dropped() {
+        let (_a, mut b, mut sb, sent) = two_intervals(CausalDelivery::new(0, 0, 0));
+        b.receive(&mut sb, 0, &sent[1]).unwrap();
+        assert_eq!((b.held_len(), b.stats().groups_refused), (0, 1));
+        assert_eq!(sb.value(), 0);
+
+        let (_a, mut b, mut sb, sent) = two_intervals(CausalDelivery::new(8, 1 << 20, 2));
+        b.receive(&mut sb, 0, &sent[1]).unwrap();
+        assert_eq!(b.held_len(), 1);
+        for _ in 0..3 {
+            b.sync_step(&sb);
+        }
+        assert_eq!(b.held_len(), 0);
+        assert_eq!(b.stats().held_dropped, 1);
+        // Nothing was acknowledged past the gap: the first interval joins
+        // alone, and the second must come again.
+        b.receive(&mut sb, 0, &sent[0]).unwrap();
+        assert_eq!(sb.value(), 1);
+        b.receive(&mut sb, 0, &sent[1]).unwrap();
+        assert_eq!(sb.value(), 3);
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_what_is_held() {
+        let (_a, mut b, mut sb, sent) = two_intervals(CausalDelivery::new(8, 1, 8));
+        b.receive(&mut sb, 0, &sent[1]).unwrap();
+        assert_eq!(b.held_len(), 0, "held beyond the byte budget");
+        assert_eq!(b.stats().groups_refused, 1);
+    }
+}
