@@ -230,6 +230,7 @@ use crate::error::SyncError;
 use crate::session::{SessionConfig, SessionStats};
 
 pub mod acked;
+mod holdback;
 mod map;
 pub mod path;
 mod replicator;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tracing::{debug, info};
 
+use super::holdback::HoldBack;
 use super::{wire, Config, ReplicaState, Stats, Strategy, Transmit};
 use crate::error::SyncError;
 use crate::host::{HostConfig, HostEvent, HostedSession, Outcome, SessionHost};
@@ -32,25 +33,6 @@ struct Entry<D, P> {
     /// The neighbour and incarnation it came from; `None` for local writes.
     origin: Option<(P, u32)>,
     delta: D,
-}
-
-/// A delta-interval that arrived ahead of a gap, held (causal delivery)
-/// until the gap is filled.
-struct HeldGroup<D> {
-    end: u64,
-    /// The sender's incarnation when it sent it.
-    inc: u32,
-    group: D,
-    /// Its encoded size, counted against the budget.
-    bytes: usize,
-}
-
-/// The intervals held for one neighbour, by start.
-struct Held<D> {
-    groups: BTreeMap<u64, HeldGroup<D>>,
-    bytes: usize,
-    /// The sync step at which the oldest of them was held.
-    since: u64,
 }
 
 /// What this replica knows about one neighbour.
@@ -171,7 +153,7 @@ pub struct Replicator<S: ReplicaState, P> {
     buffer: VecDeque<Entry<S::Delta, P>>,
     peers: BTreeMap<P, Peer>,
     /// Intervals held per neighbour (causal delivery only).
-    held: BTreeMap<P, Held<S::Delta>>,
+    held: HoldBack<P, S::Delta>,
     /// The fall-back sessions. Its clock is the number of sync steps, one
     /// second per step as the host sees it.
     host: SessionHost<P, Fallback<S>>,
@@ -220,7 +202,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             seq,
             buffer: VecDeque::new(),
             peers: BTreeMap::new(),
-            held: BTreeMap::new(),
+            held: HoldBack::new(),
             host: SessionHost::new(host_config(&config), u64::from(incarnation)),
             steps: 0,
             generation: 0,
@@ -319,20 +301,18 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
 
     /// Delta-intervals held (causal delivery), over all neighbours.
     pub fn held_len(&self) -> usize {
-        self.held.values().map(|h| h.groups.len()).sum()
+        self.held.len()
     }
 
     /// Bytes of the delta-intervals held, over all neighbours.
     pub fn held_bytes(&self) -> usize {
-        self.held.values().map(|h| h.bytes).sum()
+        self.held.bytes()
     }
 
     /// Drops every interval held for `p` (they were not acknowledged: the
     /// sender sends them again).
     fn drop_held(&mut self, p: P) {
-        if let Some(h) = self.held.remove(&p) {
-            self.stats.held_dropped += h.groups.len() as u64;
-        }
+        self.held.drop_peer(p, &mut self.stats);
     }
 
     /// The oldest sequence number still buffered (`seq` if none).
@@ -448,13 +428,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         self.host.handle_timeout(self.now());
         self.after_host();
         if let Some(budget) = self.config.causal {
-            let steps = self.steps;
-            let late: Vec<P> = self
-                .held
-                .iter()
-                .filter(|(_, h)| steps.saturating_sub(h.since) > u64::from(budget.max_wait))
-                .map(|(p, _)| *p)
-                .collect();
+            let late = self.held.late(self.steps, budget.max_wait);
             for p in late {
                 debug!(peer = ?p, "held delta-intervals waited too long: dropped");
                 self.drop_held(p);
@@ -826,17 +800,11 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         }
         self.join_interval(state, from, x.inc, x.end, group);
         // Intervals held for this neighbour that now follow without a gap.
-        while let Some(h) = self.held.get_mut(&from) {
+        loop {
             let recv = self.peers.get(&from).map_or(0, |p| p.recv);
-            let Some(entry) = h.groups.first_entry() else {
-                self.held.remove(&from);
+            let Some(g) = self.held.take_ready(from, recv) else {
                 break;
             };
-            if *entry.key() > recv {
-                break;
-            }
-            let g = entry.remove();
-            h.bytes -= g.bytes;
             if g.inc != x.inc {
                 self.stats.held_dropped += 1;
                 continue;
@@ -856,47 +824,14 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         let Some(budget) = self.config.causal else {
             return false;
         };
-        let steps = self.steps;
-        let h = self.held.entry(from).or_insert_with(|| Held {
-            groups: BTreeMap::new(),
-            bytes: 0,
-            since: steps,
-        });
-        if let Some(old) = h.groups.get(&x.start) {
-            if old.end >= x.end && old.inc == x.inc {
-                // A duplicate (or a shorter copy): already held.
-                return true;
-            }
+        let header = (x.start, x.end, x.inc, x.bytes);
+        let held = self
+            .held
+            .hold(&budget, from, header, group, self.steps, &mut self.stats);
+        if !held {
+            debug!(peer = ?from, "causal hold-back budget exceeded: dropped");
         }
-        if let Some(old) = h.groups.remove(&x.start) {
-            h.bytes -= old.bytes;
-            self.stats.held_dropped += 1;
-        }
-        if h.groups.len() >= budget.max_held
-            || h.bytes.saturating_add(x.bytes) > budget.max_held_bytes
-        {
-            debug!(peer = ?from, held = h.groups.len(), bytes = h.bytes, "causal hold-back budget exceeded: dropped");
-            self.drop_held(from);
-            return false;
-        }
-        if h.groups.is_empty() {
-            h.since = steps;
-        }
-        h.groups.insert(
-            x.start,
-            HeldGroup {
-                end: x.end,
-                inc: x.inc,
-                group,
-                bytes: x.bytes,
-            },
-        );
-        h.bytes += x.bytes;
-        let (n, b) = (h.groups.len() as u64, h.bytes as u64);
-        self.stats.groups_held += 1;
-        self.stats.held_max_entries = self.stats.held_max_entries.max(n);
-        self.stats.held_max_bytes = self.stats.held_max_bytes.max(b);
-        true
+        held
     }
 
     /// Joins an interval that meets the causal merging condition, and
