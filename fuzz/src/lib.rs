@@ -558,7 +558,9 @@ pub fn check_any(h: &AnyHistory) {
 /// message that decodes to the same value, and the coded symbols and item
 /// lists inside are read (and peeled) in bounded work.
 pub fn check_message(data: &[u8]) {
-    use accordant_sync::message::{decode as decode_msg, encode as encode_msg, Message, SyncLimits};
+    use accordant_sync::message::{
+        decode as decode_msg, encode as encode_msg, Message, SyncLimits,
+    };
     use accordant_sync::sketch::{peel, read_symbols};
     let limits = SyncLimits::default().with_max_message_bytes(1 << 16);
     if let Ok(m) = decode_msg(data, &limits) {
@@ -661,7 +663,12 @@ pub fn check_session(input: &SessionInput) {
     } else {
         Session::respond(config)
     };
-    for (n, m) in recorded.iter().chain(input.messages.iter()).take(64).enumerate() {
+    for (n, m) in recorded
+        .iter()
+        .chain(input.messages.iter())
+        .take(64)
+        .enumerate()
+    {
         for (after, k, e) in &input.local_writes {
             if usize::from(*after) == n {
                 let _ = honest.update(k % 32, |s| s.add(ReplicaId::from_u128(3), e % 8));
@@ -840,4 +847,99 @@ fn round_trip(f: &accordant_sync::net::wire::Frame) {
         Some(f)
     );
     assert_eq!(r.buffered(), 0);
+}
+
+/// The payloads of the targeted pull (`Frame::Pull`, `Frame::Value`): the
+/// first byte picks a parser; the rest is the payload. Decoding never
+/// panics; what a parser accepts re-encodes to the same bytes; a pulled
+/// value that is refused (malformed, of a key not pulled, failing
+/// admission) leaves the store exactly as it was.
+pub fn check_pull_value(data: &[u8]) {
+    use accordant_sync::admission::Admission;
+    use accordant_sync::delta::NaivePush;
+    use accordant_sync::net::{apply_pulled, decode_pull, decode_pulled, encode_pull, Pulls};
+    use accordant_sync::store::Store;
+
+    let Some((&which, payload)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits::new(4096);
+    let now = std::time::Instant::now();
+    let me = ReplicaId::from_u128(1);
+    match which % 4 {
+        0 => {
+            if let Ok((k, s)) =
+                decode_pull::<String, <GCounter as Summarize>::Summary>(payload, &limits)
+            {
+                assert_eq!(encode_pull(&k, &s), payload, "a pull is not canonical");
+            }
+        }
+        1 => {
+            if let Ok((k, s)) =
+                decode_pull::<u8, <OrSet<u8> as Summarize>::Summary>(payload, &limits)
+            {
+                assert_eq!(encode_pull(&k, &s), payload, "a pull is not canonical");
+            }
+        }
+        2 => {
+            let mut store: Store<String, GCounter> = Store::new();
+            let _ = store.update("a".to_string(), |c| c.increment(me, 3));
+            let mut pulls = Pulls::new();
+            pulls.asked(&"a".to_string(), now);
+            pulls.asked(&"b".to_string(), now);
+            let before = store.root_digest();
+            if let Ok((k, v)) = decode_pulled::<String, GCounter>(payload, &limits) {
+                assert_eq!(
+                    NaivePush::encode(&k, &v),
+                    payload,
+                    "a value is not canonical"
+                );
+            }
+            let r = apply_pulled(
+                &mut store,
+                &pulls,
+                &Admission::new(Some(me)),
+                payload,
+                &limits,
+                now,
+            );
+            if r.is_err() {
+                assert_eq!(
+                    store.root_digest(),
+                    before,
+                    "a refused value changed the store"
+                );
+            }
+        }
+        _ => {
+            let mut store: Store<u8, OrSet<u8>> = Store::new();
+            let _ = store.update(1, |s| s.add(me, 7));
+            let mut pulls = Pulls::new();
+            pulls.asked(&1u8, now);
+            pulls.asked(&2u8, now);
+            let before = store.root_digest();
+            if let Ok((k, v)) = decode_pulled::<u8, OrSet<u8>>(payload, &limits) {
+                assert_eq!(
+                    NaivePush::encode(&k, &v),
+                    payload,
+                    "a value is not canonical"
+                );
+            }
+            let r = apply_pulled(
+                &mut store,
+                &pulls,
+                &Admission::new(Some(me)),
+                payload,
+                &limits,
+                now,
+            );
+            if r.is_err() {
+                assert_eq!(
+                    store.root_digest(),
+                    before,
+                    "a refused value changed the store"
+                );
+            }
+        }
+    }
 }

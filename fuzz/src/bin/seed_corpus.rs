@@ -65,6 +65,7 @@ fn main() {
         "session",
         "store_sync",
         "net_frames",
+        "pull_value",
     ] {
         fs::create_dir_all(root.join(t)).expect("corpus dir");
     }
@@ -164,14 +165,32 @@ fn main() {
     }
     let _ = a.update(5000, |x| x.add(r(2), 100));
     let _ = b.update(5000, |x| Ok::<_, ()>(x.remove(&3)));
-    let _ = record(&dir, &mut n, &mut a.clone(), &mut b.clone(), SessionConfig::default());
+    let _ = record(
+        &dir,
+        &mut n,
+        &mut a.clone(),
+        &mut b.clone(),
+        SessionConfig::default(),
+    );
     // Too few symbols: requests for more, and the item list.
     let mut tight = SessionConfig::default();
     tight.margin_percent = 1;
     let _ = record(&dir, &mut n, &mut a.clone(), &mut b.clone(), tight);
     // Equal stores, and a new initiator.
-    let _ = record(&dir, &mut n, &mut a.clone(), &mut a.clone(), SessionConfig::default());
-    let _ = record(&dir, &mut n, &mut Store::new(), &mut b, SessionConfig::default());
+    let _ = record(
+        &dir,
+        &mut n,
+        &mut a.clone(),
+        &mut a.clone(),
+        SessionConfig::default(),
+    );
+    let _ = record(
+        &dir,
+        &mut n,
+        &mut Store::new(),
+        &mut b,
+        SessionConfig::default(),
+    );
 
     // The structured targets take arbitrary bytes; a few plain seeds help.
     for (i, seed) in [vec![0u8; 64], (0..=255u8).collect(), session_seed]
@@ -220,6 +239,25 @@ fn main() {
             "oversized",
             &[16, 0x80, 0x80, 0x80, 0x08, 0],
         );
+    }
+    {
+        use accordant::Summarize;
+        use accordant_sync::delta::NaivePush;
+        use accordant_sync::net::encode_pull;
+        let dir = root.join("pull_value");
+        let mut c = GCounter::new();
+        let d = c.increment(ReplicaId::from_u128(2), 5).expect("increment");
+        let mut seed = vec![0u8];
+        seed.extend(encode_pull(&"a".to_string(), &c.summary()));
+        write(&dir, "pull", &seed);
+        let mut seed = vec![2u8];
+        seed.extend(NaivePush::encode(&"a".to_string(), &d));
+        write(&dir, "value", &seed);
+        let mut s = OrSet::new();
+        let d = s.add(ReplicaId::from_u128(2), 9u8).expect("add");
+        let mut seed = vec![3u8];
+        seed.extend(NaivePush::encode(&2u8, &d));
+        write(&dir, "set_value", &seed);
     }
     println!("seed corpora written under {}", root.display());
 }

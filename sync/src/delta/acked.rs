@@ -58,7 +58,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::path::{DeltaReplicator, Outbox};
-use super::{Config, GMap, Replicator, Stats, Strategy};
+use super::{CausalDelivery, Config, GMap, Replicator, Stats, Strategy};
 use crate::admission::Admit;
 use crate::error::SyncError;
 use crate::peer::PeerId;
@@ -114,6 +114,15 @@ impl AckedConfig {
     /// Returns these settings with the replicator's settings replaced.
     pub fn with_replicator(mut self, config: Config) -> Self {
         self.replicator = config;
+        self
+    }
+
+    /// Returns these settings with causal delivery on, within `budget`
+    /// ([`Config::with_causal_delivery`]; see the
+    /// [module docs](crate::delta#causal-delivery) for what it guarantees
+    /// on a node and what it costs).
+    pub fn with_causal_delivery(mut self, budget: CausalDelivery) -> Self {
+        self.replicator = self.replicator.with_causal_delivery(budget);
         self
     }
 

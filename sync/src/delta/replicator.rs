@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tracing::{debug, info};
 
+use super::holdback::HoldBack;
 use super::{wire, Config, ReplicaState, Stats, Strategy, Transmit};
 use crate::error::SyncError;
 use crate::host::{HostConfig, HostEvent, HostedSession, Outcome, SessionHost};
@@ -96,6 +97,17 @@ fn needed<D, P: PartialEq>(entry: &Entry<D, P>, p: &P, peer: &Peer, bp: bool) ->
     }
 }
 
+/// The header of a received delta-interval.
+struct Interval {
+    /// The sender's incarnation.
+    inc: u32,
+    start: u64,
+    end: u64,
+    base: Option<(u32, u64)>,
+    /// The encoded size of its delta-group.
+    bytes: usize,
+}
+
 /// A fall-back anti-entropy session with one neighbour, as the host runs
 /// it: the state's session and what the replicator needs when it ends.
 pub(super) struct Fallback<S: ReplicaState> {
@@ -140,6 +152,8 @@ pub struct Replicator<S: ReplicaState, P> {
     /// Entries `[floor, seq)`, oldest first.
     buffer: VecDeque<Entry<S::Delta, P>>,
     peers: BTreeMap<P, Peer>,
+    /// Intervals held per neighbour (causal delivery only).
+    held: HoldBack<P, S::Delta>,
     /// The fall-back sessions. Its clock is the number of sync steps, one
     /// second per step as the host sees it.
     host: SessionHost<P, Fallback<S>>,
@@ -188,6 +202,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             seq,
             buffer: VecDeque::new(),
             peers: BTreeMap::new(),
+            held: HoldBack::new(),
             host: SessionHost::new(host_config(&config), u64::from(incarnation)),
             steps: 0,
             generation: 0,
@@ -213,6 +228,12 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         initiator: bool,
         config: crate::session::SessionConfig,
     ) -> Option<S::Session> {
+        if self.config.causal.is_some() {
+            // A Merkle session joins the peer's values a message at a time
+            // and outside the buffer: causal delivery falls back to state
+            // transfers instead (see the module docs).
+            return None;
+        }
         let session = state.new_session(initiator, config)?;
         Some(match &self.session_hook {
             Some(hook) => hook(session),
@@ -278,6 +299,22 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         self.host.sessions()
     }
 
+    /// Delta-intervals held (causal delivery), over all neighbours.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Bytes of the delta-intervals held, over all neighbours.
+    pub fn held_bytes(&self) -> usize {
+        self.held.bytes()
+    }
+
+    /// Drops every interval held for `p` (they were not acknowledged: the
+    /// sender sends them again).
+    fn drop_held(&mut self, p: P) {
+        self.held.drop_peer(p, &mut self.stats);
+    }
+
     /// The oldest sequence number still buffered (`seq` if none).
     fn floor(&self) -> u64 {
         self.buffer.front().map_or(self.seq, |e| e.seq)
@@ -298,6 +335,7 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
     /// Removes a neighbour (and any session with it); returns whether it was
     /// one.
     pub fn remove_neighbour(&mut self, p: P) -> bool {
+        self.drop_held(p);
         self.host.forget(p);
         self.after_host();
         let was = self.peers.remove(&p).is_some();
@@ -389,6 +427,13 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         self.steps += 1;
         self.host.handle_timeout(self.now());
         self.after_host();
+        if let Some(budget) = self.config.causal {
+            let late = self.held.late(self.steps, budget.max_wait);
+            for p in late {
+                debug!(peer = ?p, "held delta-intervals waited too long: dropped");
+                self.drop_held(p);
+            }
+        }
         match self.config.strategy {
             Strategy::State => {
                 if self.peers.is_empty() {
@@ -632,7 +677,14 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
                 if !self.observe(from, from_inc) {
                     return Ok(());
                 }
-                self.on_delta(state, from, from_inc, start, end, base, group);
+                let interval = Interval {
+                    inc: from_inc,
+                    start,
+                    end,
+                    base,
+                    bytes: payload.len(),
+                };
+                self.on_delta(state, from, interval, group);
             }
             wire::Msg::State { from_inc, payload } => {
                 let whole = self.decode_payload(payload, "state")?;
@@ -709,27 +761,18 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
                 fresh.inc = Some(inc);
                 fresh.retired = retired;
                 self.peers.insert(from, fresh);
+                self.drop_held(from);
                 true
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_delta(
-        &mut self,
-        state: &mut S,
-        from: P,
-        from_inc: u32,
-        start: u64,
-        end: u64,
-        base: Option<(u32, u64)>,
-        group: S::Delta,
-    ) {
+    fn on_delta(&mut self, state: &mut S, from: P, x: Interval, group: S::Delta) {
         let me = self.incarnation;
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
-        if let Some((inc, b)) = base {
+        if let Some((inc, b)) = x.base {
             if inc == me {
                 peer.recv = peer.recv.max(b);
             }
@@ -740,17 +783,64 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
             self.stats.groups_deferred += 1;
             return;
         }
-        if start > peer.recv {
+        if x.start > peer.recv {
             // The causal merging condition fails: we lack [recv, start).
-            self.stats.groups_refused += 1;
-            debug!(peer = ?from, have = peer.recv, start, "delta-interval refused: a gap before it");
             let have = peer.recv;
+            if !self.hold(from, &x, group) {
+                self.stats.groups_refused += 1;
+            }
+            // Held or refused, it is not acknowledged: the current ack
+            // tells a pipelining sender to resend from the gap at once. A
+            // held interval is joined as soon as the gap is filled (a
+            // reordered message arriving), without waiting for that resend.
+            debug!(peer = ?from, have, start = x.start, "delta-interval ahead of a gap");
             self.stats.acks_sent += 1;
-            self.send(from, wire::ack(me, from_inc, have));
+            self.send(from, wire::ack(me, x.inc, have));
             return;
         }
+        self.join_interval(state, from, x.inc, x.end, group);
+        // Intervals held for this neighbour that now follow without a gap.
+        loop {
+            let recv = self.peers.get(&from).map_or(0, |p| p.recv);
+            let Some(g) = self.held.take_ready(from, recv) else {
+                break;
+            };
+            if g.inc != x.inc {
+                self.stats.held_dropped += 1;
+                continue;
+            }
+            self.stats.held_applied += 1;
+            self.join_interval(state, from, g.inc, g.end, g.group);
+        }
+        let have = self.peers.get(&from).map_or(0, |p| p.recv);
+        self.stats.acks_sent += 1;
+        self.send(from, wire::ack(me, x.inc, have));
+    }
+
+    /// Holds an interval that arrived ahead of a gap, within the causal
+    /// delivery budget. Returns `false` (and drops everything held for
+    /// `from`) when causal delivery is off or the budget would be exceeded.
+    fn hold(&mut self, from: P, x: &Interval, group: S::Delta) -> bool {
+        let Some(budget) = self.config.causal else {
+            return false;
+        };
+        let header = (x.start, x.end, x.inc, x.bytes);
+        let held = self
+            .held
+            .hold(&budget, from, header, group, self.steps, &mut self.stats);
+        if !held {
+            debug!(peer = ?from, "causal hold-back budget exceeded: dropped");
+        }
+        held
+    }
+
+    /// Joins an interval that meets the causal merging condition, and
+    /// buffers what it brought.
+    fn join_interval(&mut self, state: &mut S, from: P, inc: u32, end: u64, group: S::Delta) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
         peer.recv = peer.recv.max(end);
-        let have = peer.recv;
         self.stats.groups_received += 1;
         let novel = state.inflation(&group);
         if novel.is_bottom() {
@@ -758,12 +848,10 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
         } else {
             state.join_delta(&novel);
             if let Strategy::Delta { rr, .. } = self.config.strategy {
-                self.push(Some((from, from_inc)), if rr { novel } else { group });
+                self.push(Some((from, inc)), if rr { novel } else { group });
                 self.collect();
             }
         }
-        self.stats.acks_sent += 1;
-        self.send(from, wire::ack(me, from_inc, have));
     }
 
     fn on_state(&mut self, state: &mut S, from: P, from_inc: u32, whole: S::Delta) {
@@ -808,6 +896,13 @@ impl<S: ReplicaState, P: Copy + Ord + fmt::Debug> Replicator<S, P> {
 
     /// A fall-back session message: the host routes it.
     fn on_session(&mut self, state: &mut S, from: P, envelope: &[u8]) -> Result<(), SyncError> {
+        if self.config.causal.is_some() {
+            // Its joins would bypass the buffer (and land a message at a
+            // time): a replica with causal delivery takes none.
+            return Err(SyncError::Unexpected(
+                "a fall-back session to a replica with causal delivery",
+            ));
+        }
         let (seq, generation, config) = (self.seq, self.generation, self.config.session);
         let now = self.now();
         // A responder, in case the message opens a session (making one

@@ -36,6 +36,8 @@ pub(crate) struct ChannelState<K, V> {
     pub(crate) staged: u64,
     /// Woken whenever peer data is joined (readers waiting on a token).
     pub(crate) changed: Arc<tokio::sync::Notify>,
+    /// Keys pulled for session tokens: the only ones a pulled value may carry.
+    pub(crate) pulls: super::pull::Pulls,
 }
 
 impl<K: StoreKey, V: StoreValue> ChannelState<K, V> {
@@ -45,6 +47,7 @@ impl<K: StoreKey, V: StoreValue> ChannelState<K, V> {
             replicator,
             staged: 0,
             changed: Arc::default(),
+            pulls: super::pull::Pulls::new(),
         }
     }
 }

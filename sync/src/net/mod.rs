@@ -137,7 +137,10 @@ pub use lag::LagTracker;
 pub use limits::NetLimits;
 pub use metrics::{Histogram, Kind, PeerStats, SessionOutcome};
 pub use node::{Node, NodeBuilder, DB_FILE};
-pub use pull::{SessionError, PULL_RETRY};
+pub use pull::{
+    apply_pulled, decode_pull, decode_pulled, encode_pull, Pulls, SessionError, MAX_PENDING_PULLS,
+    PULL_ANSWER_WINDOW, PULL_RETRY,
+};
 pub use rights::RightsKeeper;
 pub use shared::{NodeEvent, NodeStats};
 pub use stream::sync_stream;

@@ -24,12 +24,52 @@
 //! [`Channel::update_after`] waits for coverage in the same way, then
 //! writes: the write follows what the client read (writes-follow-reads),
 //! and the token comes back covering the write (read-your-writes).
+//!
+//! # Hostile frames
+//!
+//! Both payloads come from peers. [`decode_pull`] and [`decode_pulled`]
+//! parse them whole before anything is read or joined: a length-prefixed
+//! key (the prefix is checked against the bytes present, never used to
+//! allocate), then one canonical encoding bounded by the session's value
+//! [`Limits`] (an overlong varint, trailing bytes, a value of the wrong
+//! type or one beyond the limits is a typed [`SyncError`]). A pulled value
+//! is joined by [`apply_pulled`] only if its key was pulled by this node
+//! within [`PULL_ANSWER_WINDOW`] ([`Pulls`], at most [`MAX_PENDING_PULLS`]
+//! keys per channel) and it passes the node's
+//! [`Admission`](crate::admission::Admission); anything else is an error
+//! that closes the connection and leaves the store as it was.
+//!
+//! ```
+//! use std::time::Instant;
+//! use accordant::codec::Limits;
+//! use accordant::{GCounter, ReplicaId};
+//! use accordant_sync::admission::Admission;
+//! use accordant_sync::delta::NaivePush;
+//! use accordant_sync::net::{apply_pulled, Pulls};
+//! use accordant_sync::store::Store;
+//!
+//! let mut store: Store<String, GCounter> = Store::new();
+//! let mut pulls = Pulls::new();
+//! let mut theirs = GCounter::new();
+//! let delta = theirs.increment(ReplicaId::from_u128(7), 3).unwrap();
+//! let key = "stock".to_string();
+//! let payload = NaivePush::encode(&key, &delta);
+//! let admission = Admission::new(Some(ReplicaId::from_u128(1)));
+//! let now = Instant::now();
+//! // Not asked for: refused, nothing joined.
+//! assert!(apply_pulled(&mut store, &pulls, &admission, &payload, &Limits::default(), now).is_err());
+//! assert!(store.get(&key).is_none());
+//! pulls.asked(&key, now);
+//! apply_pulled(&mut store, &pulls, &admission, &payload, &Limits::default(), now).unwrap();
+//! assert_eq!(store.get(&key).unwrap().value(), 3);
+//! ```
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accordant::codec::{self, Limits};
+use accordant::codec::{self, Canonical, Limits};
 use accordant::Claims;
 use tokio::time::Instant;
 use tracing::debug;
@@ -37,17 +77,133 @@ use tracing::debug;
 use super::channel::{Channel, ChannelShared, PeerOutbox, WriteError};
 use super::shared::lock;
 use super::wire::Frame;
+use crate::admission::Admission;
 use crate::delta::{NaivePush, Outbox};
 use crate::error::SyncError;
 use crate::key::{decode_key, key_bytes};
 use crate::message::Bytes;
 use crate::peer::PeerId;
-use crate::store::{StoreKey, StoreValue};
+use crate::store::{Store, StoreKey, StoreValue};
 use crate::token::{KeyId, Lag, SessionToken, TokenError, Versioned};
 use crate::wire::{put_len_prefixed, Reader};
 
 /// How often a waiting reader asks its peers again.
 pub const PULL_RETRY: Duration = Duration::from_millis(50);
+
+/// How long after a pull of a key its answers are accepted.
+pub const PULL_ANSWER_WINDOW: Duration = Duration::from_secs(30);
+
+/// Keys with a pull outstanding, per channel, at most: beyond it the
+/// oldest is forgotten (its late answers are then refused).
+pub const MAX_PENDING_PULLS: usize = 4096;
+
+/// The keys a channel pulled recently, by their encoded bytes: a pulled
+/// value ([`Frame::Value`](super::wire::Frame::Value)) is joined only for
+/// one of them. Bounded by [`MAX_PENDING_PULLS`].
+#[derive(Debug, Default, Clone)]
+pub struct Pulls {
+    asked: HashMap<Vec<u8>, std::time::Instant>,
+}
+
+impl Pulls {
+    /// No key pulled yet.
+    pub fn new() -> Self {
+        Pulls::default()
+    }
+
+    /// Records that `key` was pulled at `now`.
+    pub fn asked<K: StoreKey>(&mut self, key: &K, now: std::time::Instant) {
+        self.asked
+            .retain(|_, at| now.saturating_duration_since(*at) <= PULL_ANSWER_WINDOW);
+        if self.asked.len() >= MAX_PENDING_PULLS {
+            let oldest = self
+                .asked
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.asked.remove(&k);
+            }
+        }
+        self.asked.insert(key_bytes(key), now);
+    }
+
+    /// Whether `key` (encoded) was pulled within the window before `now`.
+    pub fn is_asked(&self, key: &[u8], now: std::time::Instant) -> bool {
+        self.asked
+            .get(key)
+            .is_some_and(|at| now.saturating_duration_since(*at) <= PULL_ANSWER_WINDOW)
+    }
+
+    /// Keys recorded (some may have expired).
+    pub fn len(&self) -> usize {
+        self.asked.len()
+    }
+
+    /// Whether no key is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.asked.is_empty()
+    }
+}
+
+/// The payload of a [`Frame::Pull`](super::wire::Frame::Pull): the key,
+/// length-prefixed, then the canonical encoding of the local summary.
+pub fn encode_pull<K: StoreKey, S: Canonical>(key: &K, summary: &S) -> Vec<u8> {
+    let mut payload = Vec::new();
+    put_len_prefixed(&mut payload, &key_bytes(key));
+    payload.extend_from_slice(&codec::encode(summary));
+    payload
+}
+
+/// Parses a peer's pull payload: the key and the summary it holds,
+/// within `limits`. Nothing is read from the store.
+pub fn decode_pull<K: StoreKey, S: Canonical>(
+    payload: &[u8],
+    limits: &Limits,
+) -> Result<(K, S), SyncError> {
+    let mut r = Reader::new(payload);
+    let key: K = decode_key(r.len_prefixed()?, limits).map_err(|source| SyncError::Value {
+        what: "key",
+        source,
+    })?;
+    let seen: S = codec::decode(r.rest(), limits).map_err(|source| SyncError::Value {
+        what: "summary",
+        source,
+    })?;
+    Ok((key, seen))
+}
+
+/// Parses a pulled value's payload (the delta path's encoding, see
+/// [`NaivePush::encode`]) within `limits`.
+pub fn decode_pulled<K: StoreKey, V: StoreValue>(
+    payload: &[u8],
+    limits: &Limits,
+) -> Result<(K, V), SyncError> {
+    NaivePush { limits: *limits }.decode::<K, V>(payload)
+}
+
+/// Joins a pulled value into `store` if it parses, its key was pulled
+/// ([`Pulls::is_asked`]) and it passes `admission`; otherwise returns the
+/// typed error and changes nothing.
+pub fn apply_pulled<K: StoreKey, V: StoreValue + Claims>(
+    store: &mut Store<K, V>,
+    pulls: &Pulls,
+    admission: &Admission,
+    payload: &[u8],
+    limits: &Limits,
+    now: std::time::Instant,
+) -> Result<(), SyncError> {
+    let (key, value) = decode_pulled::<K, V>(payload, limits)?;
+    if !pulls.is_asked(&key_bytes(&key), now) {
+        return Err(SyncError::Unexpected(
+            "a pulled value for a key not asked for",
+        ));
+    }
+    let current = store.get(&key);
+    admission.admit_value(current.as_ref(), &value)?;
+    store.join(key, &value);
+    Ok(())
+}
 
 /// Why a read or write under a token did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -96,17 +252,7 @@ where
     V: StoreValue + Claims + Send + 'static,
 {
     fn answer_pull(&self, payload: &[u8]) -> Result<Option<Vec<u8>>, SyncError> {
-        let limits = self.limits();
-        let mut r = Reader::new(payload);
-        let key: K = decode_key(r.len_prefixed()?, &limits).map_err(|source| SyncError::Value {
-            what: "key",
-            source,
-        })?;
-        let seen: V::Summary =
-            codec::decode(r.rest(), &limits).map_err(|source| SyncError::Value {
-                what: "summary",
-                source,
-            })?;
+        let (key, seen) = decode_pull::<K, V::Summary>(payload, &self.limits())?;
         let mut guard = lock(&self.state);
         // What leaves the node is committed first (see `commit`).
         self.settle(&mut guard);
@@ -118,19 +264,19 @@ where
     }
 
     fn receive_value(&self, _from: PeerId, payload: &[u8]) -> Result<(), SyncError> {
-        let push = NaivePush {
-            limits: self.limits(),
-        };
-        let (key, value) = push.decode::<K, V>(payload)?;
+        let limits = self.limits();
         let mut guard = lock(&self.state);
         let st = &mut *guard;
         self.settle(st);
-        let current = st.store.get(&key);
-        self.node
-            .config
-            .admission
-            .admit_value(current.as_ref(), &value)?;
-        st.store.join(key, &value);
+        let now = std::time::Instant::now();
+        apply_pulled(
+            &mut st.store,
+            &st.pulls,
+            &self.node.config.admission,
+            payload,
+            &limits,
+            now,
+        )?;
         st.changed.notify_waiters();
         self.fault(st)
     }
@@ -231,9 +377,10 @@ where
 
     /// Asks every connected peer for what this node lacks of `key`.
     fn pull(&self, key: &K, summary: &V::Summary) {
-        let mut payload = Vec::new();
-        put_len_prefixed(&mut payload, &key_bytes(key));
-        payload.extend_from_slice(&codec::encode(summary));
+        let payload = encode_pull(key, summary);
+        lock(&self.inner.state)
+            .pulls
+            .asked(key, std::time::Instant::now());
         let frame: Arc<[u8]> = Frame::Pull {
             channel: self.inner.index,
             payload: Bytes::from(payload),

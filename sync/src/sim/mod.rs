@@ -129,6 +129,7 @@
 use core::fmt;
 
 pub mod anti_entropy;
+pub mod causal;
 pub mod checker;
 pub mod delta_node;
 mod link;
