@@ -203,12 +203,15 @@
 //!
 //! **What it does not cover.** Held intervals passed admission when they
 //! arrived, against the state of then. Writes made with
-//! `DeltaNode::state_mut` bypass the replicator. On the TCP node, causal
-//! delivery covers the channel's delta path only: the node's own
-//! anti-entropy sessions (on connect, every `NodeConfig::ae_interval`,
-//! after dropped deltas) and the targeted pulls of token reads still join
-//! outside it, so a node-wide guarantee needs those made causal too (not
-//! done here).
+//! `DeltaNode::state_mut` bypass the replicator. On the TCP node, a
+//! channel whose path is causal ([`DeltaReplicator::causal`]) runs none of
+//! the node's own anti-entropy sessions (on connect, every
+//! `NodeConfig::ae_interval`, after dropped deltas), refuses its peers'
+//! session openings, and pulls no key for a token read (which then waits
+//! for the deltas): each would join state outside the causal order. Its
+//! replicator's whole-state transfer is the only repair, so every member
+//! must configure the channel the same way (a member that does not has its
+//! sessions on that channel refused).
 //!
 //! # Wire format
 //!

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use accordant::{GCounter, ReplicaId};
-use accordant_sync::delta::{AckedConfig, AckedDeltas, AckedStats};
+use accordant_sync::delta::{AckedConfig, AckedDeltas, AckedStats, CausalDelivery};
 use accordant_sync::net::certs::ClusterCa;
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, TlsIdentity};
 use accordant_sync::store::Store;
@@ -19,6 +19,10 @@ struct Replica {
 }
 
 fn replica(ca: &ClusterCa, id: u64) -> Replica {
+    replica_with(ca, id, AckedConfig::default())
+}
+
+fn replica_with(ca: &ClusterCa, id: u64, acked_config: AckedConfig) -> Replica {
     let cert = ca.issue(id).unwrap();
     let identity = TlsIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
     // Anti-entropy only at connect: afterwards, deltas are the only path.
@@ -30,7 +34,7 @@ fn replica(ca: &ClusterCa, id: u64) -> Replica {
         .with_ae_interval(Duration::from_secs(60))
         .with_backoff(Duration::from_millis(20), Duration::from_millis(200));
     let store: Store<u32, GCounter> = Store::new();
-    let acked = AckedDeltas::with_incarnation(AckedConfig::default(), id as u32 * 7919, &store);
+    let acked = AckedDeltas::with_incarnation(acked_config, id as u32 * 7919, &store);
     let stats = acked.stats_handle();
     let mut b = NodeBuilder::new(config);
     let views = b.channel_with("views", store, Box::new(acked));
@@ -138,4 +142,50 @@ async fn acked_deltas_converge_a_full_mesh() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_causal_channel_converges_through_its_replicator_without_node_sessions() {
+    let ca = ClusterCa::new("test").unwrap();
+    let causal = AckedConfig::default().with_causal_delivery(CausalDelivery::default());
+    let rs: Vec<Replica> = (1..=3).map(|id| replica_with(&ca, id, causal)).collect();
+    // Writes before any link: the replicators must bring them over.
+    for r in &rs {
+        for k in 0..5u32 {
+            let _ = r.views.update(k, |c| c.increment(r.id, 2)).await.unwrap();
+        }
+    }
+    let mut addrs = Vec::new();
+    for r in &rs {
+        addrs.push(r.node.listen("127.0.0.1:0".parse().unwrap()).await.unwrap());
+    }
+    rs[1].node.dial(addrs[0], 1);
+    rs[2].node.dial(addrs[0], 1);
+    rs[2].node.dial(addrs[1], 2);
+    wait("full mesh", Duration::from_secs(3), || {
+        rs.iter().all(|r| r.node.peers().len() == 2)
+    })
+    .await;
+    for r in &rs {
+        let _ = r.views.update(9, |c| c.increment(r.id, 1)).await.unwrap();
+    }
+    wait("equal roots", Duration::from_secs(5), || {
+        let first = rs[0].node.roots();
+        rs.iter().all(|r| r.node.roots() == first)
+    })
+    .await;
+    for r in &rs {
+        for k in 0..5u32 {
+            assert_eq!(r.views.get(&k).unwrap().value(), 6);
+        }
+        assert_eq!(r.views.get(&9).unwrap().value(), 3);
+        // No node session on the causal channel, not even at connect:
+        // sessions would join state outside the causal order.
+        let n = r.node.stats();
+        assert_eq!(n.sessions_initiated, 0, "{n:?}");
+        assert!(r.stats.get().groups_received > 0);
+    }
+    for r in rs {
+        r.node.shutdown().await.unwrap();
+    }
 }

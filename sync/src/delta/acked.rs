@@ -253,6 +253,10 @@ where
         r
     }
 
+    fn causal(&self) -> bool {
+        self.rep.config().causal.is_some()
+    }
+
     fn set_session_admission(&mut self, admit: Arc<dyn Admit<K, V> + Send + Sync>) {
         self.rep.set_session_hook(Arc::new(move |s: Session<K, V>| {
             s.with_admission(admit.clone())

@@ -137,6 +137,16 @@ pub trait DeltaReplicator<K, V>: Send + 'static {
     /// The connection with `peer` ended.
     fn on_disconnect(&mut self, _peer: PeerId) {}
 
+    /// Whether this path delivers deltas in causal order
+    /// ([causal delivery](crate::delta#causal-delivery)). The node then
+    /// runs no anti-entropy session of its own on the channel, refuses its
+    /// peers' session openings there, and pulls no key for a session token:
+    /// each of those would join state outside that order. The path's own
+    /// fall-back (a whole-state transfer) repairs instead. The default: no.
+    fn causal(&self) -> bool {
+        false
+    }
+
     /// The node's admission policy, for the anti-entropy sessions this
     /// path runs itself (a fall-back repair); the default runs none.
     fn set_session_admission(&mut self, _admit: Arc<dyn Admit<K, V> + Send + Sync>) {}

@@ -85,6 +85,9 @@ impl<K: StoreKey, V: StoreValue> ChannelShared<K, V> {
 /// A channel as the connections see it.
 pub(crate) trait ErasedChannel: super::pull::ErasedPull + Send + Sync {
     fn name(&self) -> &str;
+    /// Whether the channel's delta path is causal (see
+    /// [`DeltaReplicator::causal`]): no node sessions or pulls on it.
+    fn causal(&self) -> bool;
     fn initiate(self: Arc<Self>) -> Box<dyn ErasedSession>;
     fn respond(self: Arc<Self>) -> Box<dyn ErasedSession>;
     fn receive_delta(&self, from: PeerId, payload: &[u8]) -> Result<(), SyncError>;
@@ -180,6 +183,10 @@ where
 {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn causal(&self) -> bool {
+        lock(&self.state).replicator.causal()
     }
 
     fn initiate(self: Arc<Self>) -> Box<dyn ErasedSession> {

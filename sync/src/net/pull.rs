@@ -364,7 +364,7 @@ where
                     waited: now - start,
                 });
             }
-            if now >= next_pull {
+            if now >= next_pull && !lock(&self.inner.state).replicator.causal() {
                 self.pull(key, &summary);
                 next_pull = now + PULL_RETRY;
             }

@@ -38,8 +38,10 @@ impl Conn {
                     .add(envelope.len() as u64);
                 let now = self.now();
                 let ch = Arc::clone(&self.env.channels[c]);
-                self.host
-                    .handle(now, channel, &envelope[..], &mut (), || Some(ch.respond()))?;
+                self.host.handle(now, channel, &envelope[..], &mut (), || {
+                    // A causal channel joins no session (see `DeltaReplicator::causal`).
+                    (!ch.causal()).then(|| ch.respond())
+                })?;
                 self.pump().await?;
             }
             Frame::Delta { channel, payload } => {

@@ -18,7 +18,8 @@ impl Conn {
     }
 
     pub(super) fn open_session(&mut self, c: u16, first: bool) {
-        if self.host.has_session(c) {
+        // A causal channel runs no node session (see `DeltaReplicator::causal`).
+        if self.host.has_session(c) || self.env.channels[usize::from(c)].causal() {
             return;
         }
         let session = Arc::clone(&self.env.channels[usize::from(c)]).initiate();
