@@ -1,7 +1,8 @@
 //! What a stranger or a member may hold: a frame trickled one byte at a
 //! time is cut off, an oversized handshake frame is refused from its
 //! length, partial large frames stay within the node-wide buffer budget,
-//! and a connection flood cannot lock a member out. Against a node
+//! a connection flood cannot lock a member out, and a member's token
+//! pulls are metered. Against a node
 //! configured as by default unless a test says which limit it shrinks.
 
 #[path = "support/security.rs"]
@@ -228,5 +229,41 @@ async fn a_connection_flood_cannot_lock_a_member_out() {
         v.stats().pending_handshakes == 0
     })
     .await;
+    v.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_token_pulls_are_metered_not_answered_past_the_rate() {
+    use accordant::Summarize;
+    let limits = NetLimits::default().with_pull_rate(10, 20);
+    let v = Victim::start(config(1).with_limits(limits)).await;
+    let mut s = member_session(&v, 2).await;
+    // 200 pulls of "k" at once: each would make the node read and encode it.
+    let pull = Frame::Pull {
+        channel: 0,
+        payload: Bytes::from(accordant_sync::net::encode_pull(
+            &"k".to_string(),
+            &GCounter::new().summary(),
+        )),
+    }
+    .to_wire();
+    let started = Instant::now();
+    s.write_all(&pull.repeat(200)).await.unwrap();
+    // At most the burst (20) plus 10 per second are answered.
+    wait_for("pulls metered", Duration::from_secs(5), || {
+        v.stats().pulls_limited >= 150
+    })
+    .await;
+    let answered = 200 - v.stats().pulls_limited;
+    let allowed = 20 + 10 * started.elapsed().as_secs() + 10;
+    assert!(
+        answered <= allowed,
+        "{answered} answered, {allowed} allowed"
+    );
+    // Over the rate is not a fault: the member stays connected and served.
+    assert_eq!(v.stats().refusals, 0);
+    assert_eq!(v.stats().peer_faults, 0);
+    s.write_all(&pull).await.unwrap();
+    v.still_serves(3).await;
     v.node.shutdown().await.unwrap();
 }

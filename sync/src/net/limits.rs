@@ -32,6 +32,10 @@
 //! [`frame_buffer_budget`](NetLimits::frame_buffer_budget) (the connection
 //! whose bytes would exceed it is closed). The current total is
 //! [`NodeStats::frame_buffer_bytes`](super::NodeStats::frame_buffer_bytes).
+//! A member's token pulls, each of which makes the node read and encode a
+//! key, pass a token bucket per connection
+//! ([`pulls_per_second`](NetLimits::pulls_per_second),
+//! [`pull_burst`](NetLimits::pull_burst)); a pull over it is not answered.
 
 use std::time::Duration;
 
@@ -63,6 +67,11 @@ pub struct NetLimits {
     /// Bytes buffered for incomplete frames across all connections.
     /// Default 64 MiB.
     pub frame_buffer_budget: usize,
+    /// Token pulls a member may make per second on one connection, on
+    /// average (each makes the node read and encode a key). Default 200.
+    pub pulls_per_second: u32,
+    /// Token pulls a member may make at once. Default 400.
+    pub pull_burst: u32,
 }
 
 impl Default for NetLimits {
@@ -76,6 +85,8 @@ impl Default for NetLimits {
             frame_grace: Duration::from_secs(5),
             min_frame_rate: 64 << 10,
             frame_buffer_budget: 64 << 20,
+            pulls_per_second: 200,
+            pull_burst: 400,
         }
     }
 }
@@ -116,6 +127,16 @@ impl NetLimits {
     /// [`handshake_frame_max`](Self::handshake_frame_max) replaced.
     pub fn with_handshake_frame_max(mut self, bytes: usize) -> Self {
         self.handshake_frame_max = bytes;
+        self
+    }
+
+    /// Returns these limits with the pull rate replaced: `per_second` on
+    /// average, `burst` at once. A pull over the rate is not answered
+    /// (counted in [`NodeStats::pulls_limited`](super::NodeStats::pulls_limited));
+    /// the puller asks again after its retry delay.
+    pub fn with_pull_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.pulls_per_second = per_second;
+        self.pull_burst = burst;
         self
     }
 

@@ -121,6 +121,7 @@ mod metrics;
 mod node;
 pub mod proxy;
 mod pull;
+mod rate;
 mod rights;
 mod shared;
 mod stream;

@@ -98,6 +98,9 @@ counters! {
     /// session that follows (see
     /// [`NodeConfig::quiet_linger`](super::NodeConfig::quiet_linger)).
     deltas_skipped,
+    /// Token pulls from peers left unanswered: over the member's pull rate
+    /// ([`NetLimits::pulls_per_second`](super::NetLimits::pulls_per_second)).
+    pulls_limited,
     /// Session frames sent, bytes.
     session_bytes_sent,
     /// Session frames received, bytes.

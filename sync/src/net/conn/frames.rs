@@ -63,6 +63,12 @@ impl Conn {
             }
             Frame::Pull { channel, payload } => {
                 let c = channel_ok(channel)?;
+                if !self.pulls.take(std::time::Instant::now()) {
+                    self.shared().counters.pulls_limited.add(1);
+                    self.shared().metrics.refused("pull_rate");
+                    debug!(peer = %self.peer, channel = %self.channel_name(channel), "a pull over the member's rate: not answered");
+                    return Ok(Flow::Continue);
+                }
                 match self.env.channels[c].answer_pull(&payload[..]) {
                     Ok(Some(payload)) => {
                         let payload = crate::message::Bytes::from(payload);

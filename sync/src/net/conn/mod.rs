@@ -64,6 +64,7 @@ use super::error::NetError;
 use super::handshake::handshake;
 use super::lag::LagTracker;
 use super::metrics::{refusal_reason, Kind, PeerMetrics, SessionOutcome};
+use super::rate::TokenBucket;
 use super::shared::{lock, BufferCharge, NodeEvent, PeerSlot, PendingSlot, Shared};
 use super::wire::Frame;
 use super::writer::{write_loop, DeltaGate};
@@ -313,6 +314,8 @@ struct Conn {
     /// Per channel, after resuming: delta frames are skipped until the
     /// peer's first session frame there (see [`Conn::resume`]).
     skip_deltas: Vec<bool>,
+    /// Meters the peer's token pulls.
+    pulls: TokenBucket,
 }
 
 enum Flow {
@@ -427,6 +430,11 @@ where
         link,
         gate: gate_tx,
         skip_deltas: vec![false; env.channels.len()],
+        pulls: TokenBucket::new(
+            env.shared.config.limits.pull_burst,
+            env.shared.config.limits.pulls_per_second,
+            std::time::Instant::now(),
+        ),
     };
     for _ in 0..env.channels.len() {
         let next = now + conn.jittered(cfg.ae_interval);
