@@ -52,6 +52,11 @@ pub struct LagTracker {
     /// `(number of the first delta queued at or after `time`, time)`,
     /// oldest first.
     checkpoints: VecDeque<(u64, Instant)>,
+    /// Runs of deltas dropped unsent: `(deltas written before the run,
+    /// length)`, oldest first, until the peer's count passes them.
+    skips: VecDeque<(u64, u64)>,
+    /// Deltas of runs the peer's count has passed.
+    skipped: u64,
 }
 
 impl LagTracker {
@@ -82,10 +87,37 @@ impl LagTracker {
     /// queued (a confused or lying peer) is capped; a lower count than an
     /// earlier one changes nothing.
     pub fn acknowledged(&mut self, count: u64) {
+        // The peer counts the deltas it read; a run dropped unsent after
+        // the first `w` written ones is behind it once it has read `w`.
+        while let Some(&(w, n)) = self.skips.front() {
+            if w > count {
+                break;
+            }
+            self.skipped += n;
+            self.skips.pop_front();
+        }
+        let count = count.saturating_add(self.skipped);
         self.acked = self.acked.max(count.min(self.queued));
         while self.checkpoints.len() > 1 && self.checkpoints[1].0 <= self.acked {
             self.checkpoints.pop_front();
         }
+    }
+
+    /// `n` queued deltas were dropped unsent (a quiet connection discards
+    /// its queue) after `written` had been written on the connection: the
+    /// peer will never count them, so they are acknowledged as soon as its
+    /// count reaches `written`.
+    pub fn dropped_unsent(&mut self, written: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.skips.back_mut() {
+            Some((w, m)) if *w == written => *m += n,
+            _ => self.skips.push_back((written, n)),
+        }
+        // The peer may have counted `written` already.
+        let acked_count = self.acked.saturating_sub(self.skipped);
+        self.acknowledged(acked_count);
     }
 
     /// Deltas queued and not yet acknowledged.
@@ -116,6 +148,36 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn deltas_dropped_unsent_are_settled_once_the_peer_read_what_came_before() {
+        let t0 = Instant::now();
+        let mut l = LagTracker::default();
+        for i in 0..10 {
+            l.queued(t0 + ms(i));
+        }
+        // 4 written, then 3 dropped unsent (the link went quiet), then 3
+        // more written after it resumed.
+        l.dropped_unsent(4, 3);
+        l.acknowledged(3);
+        assert_eq!(l.outstanding(), 7, "the 4th written is still unread");
+        l.acknowledged(4);
+        assert_eq!(l.outstanding(), 3, "the dropped run is behind the peer");
+        l.acknowledged(7);
+        assert_eq!(l.outstanding(), 0);
+        assert_eq!(l.lag(t0 + ms(100)), Duration::ZERO);
+        // A run dropped after the peer already counted everything written.
+        l.queued(t0 + ms(200));
+        l.dropped_unsent(7, 1);
+        assert_eq!(l.outstanding(), 0);
+        // Without the drop, the peer's count could never settle them.
+        let mut stuck = LagTracker::default();
+        for i in 0..3 {
+            stuck.queued(t0 + ms(i));
+        }
+        stuck.acknowledged(2);
+        assert_eq!(stuck.outstanding(), 1);
     }
 
     #[test]

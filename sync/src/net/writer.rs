@@ -14,7 +14,7 @@
 //! writes); once the connection has gone quiet they are discarded, since
 //! the anti-entropy session run when it resumes carries them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -22,8 +22,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 use super::error::NetError;
+use super::lag::LagTracker;
 use super::metrics::{Kind, PeerMetrics};
-use super::shared::{Counters, Shared};
+use super::shared::{lock, Counters, Shared};
 
 /// What the writer does with the delta queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +40,17 @@ pub(crate) enum DeltaGate {
 
 /// Writes queued frames: control frames first, then deltas (as `gate`
 /// says), batched into one write of up to 64 KiB.
+///
+/// Deltas a discarding gate drops are reported to the lag tracker (with the
+/// peer's metrics, the pair passed in): the peer never counts them, and
+/// would otherwise leave the lag reading their age forever.
 pub(crate) async fn write_loop<W>(
     mut wr: W,
     mut ctrl: mpsc::Receiver<Vec<u8>>,
     mut deltas: mpsc::Receiver<Arc<[u8]>>,
     mut gate: watch::Receiver<DeltaGate>,
     shared: Arc<Shared>,
-    peer: Arc<PeerMetrics>,
+    (peer, lag): (Arc<PeerMetrics>, Arc<Mutex<LagTracker>>),
     write_timeout: Duration,
 ) -> Result<(), NetError>
 where
@@ -56,12 +61,19 @@ where
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
     let mut deltas_open = true;
     let mut gate_open = true;
+    // Delta frames written on this connection (what the peer counts).
+    let mut written: u64 = 0;
     loop {
         buf.clear();
         let mut closing = false;
         let state = *gate.borrow_and_update();
         if state == DeltaGate::Discard {
-            while deltas.try_recv().is_ok() {}
+            let mut dropped = 0;
+            while deltas.try_recv().is_ok() {
+                dropped += 1;
+            }
+            // Never sent, never counted by the peer: settle them in the lag.
+            lock(&lag).dropped_unsent(written, dropped);
         }
         let send_deltas = state == DeltaGate::Open;
         tokio::select! {
@@ -78,6 +90,7 @@ where
             }
             d = deltas.recv(), if deltas_open && send_deltas => match d {
                 Some(f) => {
+                    written += 1;
                     counters.deltas_sent.add(1);
                     counters.delta_bytes_sent.add(f.len() as u64);
                     peer.sent(Kind::Delta, f.len());
@@ -90,6 +103,7 @@ where
             if let Ok(f) = ctrl.try_recv() {
                 buf.extend_from_slice(&f);
             } else if let Some(f) = send_deltas.then(|| deltas.try_recv().ok()).flatten() {
+                written += 1;
                 counters.deltas_sent.add(1);
                 counters.delta_bytes_sent.add(f.len() as u64);
                 peer.sent(Kind::Delta, f.len());

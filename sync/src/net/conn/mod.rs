@@ -396,7 +396,7 @@ where
         delta_rx,
         gate_rx,
         Arc::clone(&shared),
-        Arc::clone(&peer_metrics),
+        (Arc::clone(&peer_metrics), Arc::clone(&lag)),
         cfg.write_timeout,
     ));
     let now = Instant::now();
