@@ -304,9 +304,7 @@ fn round_trip(f: &accordant_sync::net::wire::Frame) {
 /// value that is refused (malformed, of a key not pulled, failing
 /// admission) leaves the store exactly as it was.
 pub fn check_pull_value(data: &[u8]) {
-    use accordant_sync::admission::Admission;
-    use accordant_sync::delta::NaivePush;
-    use accordant_sync::net::{apply_pulled, decode_pull, decode_pulled, encode_pull, Pulls};
+    use accordant_sync::net::{decode_pull, encode_pull};
     use accordant_sync::store::Store;
 
     let Some((&which, payload)) = data.split_first() else {
@@ -333,62 +331,65 @@ pub fn check_pull_value(data: &[u8]) {
         2 => {
             let mut store: Store<String, GCounter> = Store::new();
             let _ = store.update("a".to_string(), |c| c.increment(me, 3));
-            let mut pulls = Pulls::new();
-            pulls.asked(&"a".to_string(), now);
-            pulls.asked(&"b".to_string(), now);
-            let before = store.root_digest();
-            if let Ok((k, v)) = decode_pulled::<String, GCounter>(payload, &limits) {
-                assert_eq!(
-                    NaivePush::encode(&k, &v),
-                    payload,
-                    "a value is not canonical"
-                );
-            }
-            let r = apply_pulled(
-                &mut store,
-                &pulls,
-                &Admission::new(Some(me)),
+            check_pulled(
+                store,
+                &["a".to_string(), "b".to_string()],
                 payload,
                 &limits,
+                me,
                 now,
             );
-            if r.is_err() {
-                assert_eq!(
-                    store.root_digest(),
-                    before,
-                    "a refused value changed the store"
-                );
-            }
         }
         _ => {
             let mut store: Store<u8, OrSet<u8>> = Store::new();
             let _ = store.update(1, |s| s.add(me, 7));
-            let mut pulls = Pulls::new();
-            pulls.asked(&1u8, now);
-            pulls.asked(&2u8, now);
-            let before = store.root_digest();
-            if let Ok((k, v)) = decode_pulled::<u8, OrSet<u8>>(payload, &limits) {
-                assert_eq!(
-                    NaivePush::encode(&k, &v),
-                    payload,
-                    "a value is not canonical"
-                );
-            }
-            let r = apply_pulled(
-                &mut store,
-                &pulls,
-                &Admission::new(Some(me)),
-                payload,
-                &limits,
-                now,
-            );
-            if r.is_err() {
-                assert_eq!(
-                    store.root_digest(),
-                    before,
-                    "a refused value changed the store"
-                );
-            }
+            check_pulled(store, &[1u8, 2], payload, &limits, me, now);
         }
+    }
+}
+
+/// A pulled value decoded from `payload` re-encodes to it, and one that
+/// `apply_pulled` refuses (keys `asked` were pulled) leaves `store` as it was.
+fn check_pulled<K, V>(
+    mut store: accordant_sync::store::Store<K, V>,
+    asked: &[K],
+    payload: &[u8],
+    limits: &Limits,
+    me: ReplicaId,
+    now: std::time::Instant,
+) where
+    K: accordant_sync::store::StoreKey,
+    V: accordant_sync::store::StoreValue + accordant::Claims,
+{
+    use accordant_sync::admission::Admission;
+    use accordant_sync::delta::NaivePush;
+    use accordant_sync::net::{apply_pulled, decode_pulled, Pulls};
+
+    let mut pulls = Pulls::new();
+    for k in asked {
+        pulls.asked(k, now);
+    }
+    let before = store.root_digest();
+    if let Ok((k, v)) = decode_pulled::<K, V>(payload, limits) {
+        assert_eq!(
+            NaivePush::encode(&k, &v),
+            payload,
+            "a value is not canonical"
+        );
+    }
+    let r = apply_pulled(
+        &mut store,
+        &pulls,
+        &Admission::new(Some(me)),
+        payload,
+        limits,
+        now,
+    );
+    if r.is_err() {
+        assert_eq!(
+            store.root_digest(),
+            before,
+            "a refused value changed the store"
+        );
     }
 }
