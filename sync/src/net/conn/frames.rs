@@ -5,6 +5,26 @@
 use super::*;
 
 impl Conn {
+    /// Handles every complete frame buffered in `reader`: `Some(whether
+    /// any was)`, or `None` once the peer said `Bye`.
+    pub(super) async fn drain(
+        &mut self,
+        reader: &mut FrameReader,
+        max: usize,
+    ) -> Result<Option<bool>, NetError> {
+        let mut completed = false;
+        while let Some(body) = reader.next_frame(max)? {
+            completed = true;
+            let wire_len = body.len() + varint_len(body.len() as u64);
+            let frame = Frame::decode(&body)?;
+            self.metrics.received(kind_of(&frame), wire_len);
+            if let Flow::Bye = self.on_frame(frame).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(completed))
+    }
+
     /// Counts and reports data refused by admission.
     pub(super) fn refused_data(&self, c: u16, e: &SyncError) {
         if let SyncError::Refused(r) = e {

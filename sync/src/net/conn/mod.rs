@@ -458,13 +458,8 @@ where
             conn.pump().await?;
         }
         // Frames that came in the same reads as the peer's handshake frame.
-        while let Some(body) = reader.next_frame(max)? {
-            let wire_len = body.len() + varint_len(body.len() as u64);
-            let frame = Frame::decode(&body)?;
-            conn.metrics.received(kind_of(&frame), wire_len);
-            if let Flow::Bye = conn.on_frame(frame).await? {
-                return Ok(());
-            }
+        if conn.drain(&mut reader, max).await?.is_none() {
+            return Ok(());
         }
         charge.set(reader.buffered())?;
         if reader.buffered() > 0 {
@@ -488,16 +483,9 @@ where
                     }
                     shared.counters.bytes_received.add(n as u64);
                     reader.push(&buf[..n]);
-                    let mut completed = false;
-                    while let Some(body) = reader.next_frame(max)? {
-                        completed = true;
-                        let wire_len = body.len() + varint_len(body.len() as u64);
-                        let frame = Frame::decode(&body)?;
-                        conn.metrics.received(kind_of(&frame), wire_len);
-                        if let Flow::Bye = conn.on_frame(frame).await? {
-                            return Ok(());
-                        }
-                    }
+                    let Some(completed) = conn.drain(&mut reader, max).await? else {
+                        return Ok(());
+                    };
                     charge.set(reader.buffered())?;
                     if reader.buffered() == 0 {
                         frame_start = None;
