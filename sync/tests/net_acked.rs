@@ -11,6 +11,11 @@ use accordant_sync::net::certs::ClusterCa;
 use accordant_sync::net::{Channel, Node, NodeBuilder, NodeConfig, TlsIdentity};
 use accordant_sync::store::Store;
 
+/// The tests of this file run one at a time: each counts what its own
+/// nodes did within deadlines, which a second mesh on the same two cores
+/// would skew.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Replica {
     node: Node,
     views: Channel<u32, GCounter>,
@@ -56,6 +61,7 @@ async fn wait(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_deltas_converge_a_full_mesh() {
+    let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let ca = ClusterCa::new("test").unwrap();
     let rs: Vec<Replica> = (1..=3).map(|id| replica(&ca, id)).collect();
@@ -146,6 +152,7 @@ async fn acked_deltas_converge_a_full_mesh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_causal_channel_converges_through_its_replicator_without_node_sessions() {
+    let _serial = SERIAL.lock().await;
     let ca = ClusterCa::new("test").unwrap();
     let causal = AckedConfig::default().with_causal_delivery(CausalDelivery::default());
     let rs: Vec<Replica> = (1..=3).map(|id| replica_with(&ca, id, causal)).collect();
